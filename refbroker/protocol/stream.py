@@ -1,0 +1,71 @@
+"""An incremental decoder: bytes in, whole packets out, however the bytes were split.
+
+TCP delivers a stream, not packets: one `recv` may hold half a packet or several. `StreamDecoder`
+keeps what it has not used yet and hands out every packet that is complete. It reads the fixed header
+first and refuses a packet larger than the agreed Maximum Packet Size *before* buffering its body,
+so a peer cannot make the receiver hold hundreds of megabytes by announcing a huge Remaining Length.
+
+On the server side it starts without a version; the first packet must be CONNECT, and its protocol
+level fixes the version for the rest of the connection. After an error the stream is not usable:
+the connection has to be closed [MQTT-4.13.1-1].
+"""
+
+from __future__ import annotations
+
+from .errors import PacketTooLarge
+from .packets import Connect, Packet, decode_packet
+from .primitives import decode_variable_byte_integer
+
+
+class StreamDecoder:
+    def __init__(self, version: int | None = None, max_packet_size: int | None = None):
+        self.version = version
+        self.max_packet_size = max_packet_size  # in bytes, fixed header included (5.0 3.1.2.11.4)
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete packet."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Packet]:
+        """Add `data` and return the packets it completes (possibly none)."""
+        self._buffer += data
+        packets = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                break
+            first_byte, body = frame
+            packet = decode_packet(first_byte, body, self.version)
+            if isinstance(packet, Connect) and self.version is None:
+                self.version = packet.protocol_level
+            packets.append(packet)
+        return packets
+
+    def next_raw_frame(self, data: bytes = b"") -> tuple[int, bytes] | None:
+        """Like `feed` but returns the undecoded (first byte, body) of the next packet, for tools
+        that want to look at bytes the decoder would refuse."""
+        self._buffer += data
+        frame = self._next_frame()
+        return None if frame is None else (frame[0], bytes(frame[1]))
+
+    def _next_frame(self) -> tuple[int, memoryview] | None:
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        decoded = decode_variable_byte_integer(buffer, 1)
+        if decoded is None:
+            return None
+        remaining_length, length_bytes = decoded
+        header_size = 1 + length_bytes
+        total = header_size + remaining_length
+        if self.max_packet_size is not None and total > self.max_packet_size:
+            raise PacketTooLarge(f"packet of {total} bytes exceeds the maximum packet size {self.max_packet_size}",
+                                 rule="MQTT-3.1.2-24")
+        if len(buffer) < total:
+            return None
+        first_byte = buffer[0]
+        body = bytes(buffer[header_size:total])
+        del buffer[:total]
+        return first_byte, memoryview(body)

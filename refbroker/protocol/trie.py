@@ -1,0 +1,113 @@
+"""A subscription trie: which subscriptions match a topic name, without testing every filter.
+
+Each node is one topic level. A subscription is stored at the node its filter ends on, under a key
+chosen by the caller (a client id, or (share name, client id) for shared subscriptions). Matching a
+topic name walks exact children, '+' children and '#' children level by level, so the cost grows
+with the depth of the name and the number of matches, not with the number of subscriptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Hashable, Iterator, TypeVar
+
+from .topics import LEVEL_SEPARATOR, MULTI_LEVEL_WILDCARD, SINGLE_LEVEL_WILDCARD
+
+Key = TypeVar("Key", bound=Hashable)
+Value = TypeVar("Value")
+
+
+@dataclass
+class _Node(Generic[Key, Value]):
+    children: dict[str, "_Node[Key, Value]"] = field(default_factory=dict)
+    subscribers: dict[Key, Value] = field(default_factory=dict)
+
+
+class SubscriptionTrie(Generic[Key, Value]):
+    """Maps (topic filter, key) to a value, and a topic name to the values whose filters match it."""
+
+    def __init__(self) -> None:
+        self._root: _Node[Key, Value] = _Node()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, topic_filter: str, key: Key, value: Value) -> bool:
+        """Store `value` for (`topic_filter`, `key`); True if it is new, False if it replaced one."""
+        node = self._root
+        for level in topic_filter.split(LEVEL_SEPARATOR):
+            node = node.children.setdefault(level, _Node())
+        is_new = key not in node.subscribers
+        node.subscribers[key] = value
+        self._count += is_new
+        return is_new
+
+    def get(self, topic_filter: str, key: Key) -> Value | None:
+        node = self._find(topic_filter)
+        return None if node is None else node.subscribers.get(key)
+
+    def remove(self, topic_filter: str, key: Key) -> bool:
+        """Remove (`topic_filter`, `key`); True if it existed. Empty branches are pruned."""
+        path = [self._root]
+        for level in topic_filter.split(LEVEL_SEPARATOR):
+            child = path[-1].children.get(level)
+            if child is None:
+                return False
+            path.append(child)
+        if key not in path[-1].subscribers:
+            return False
+        del path[-1].subscribers[key]
+        self._count -= 1
+        levels = topic_filter.split(LEVEL_SEPARATOR)
+        for depth in range(len(levels), 0, -1):
+            node = path[depth]
+            if node.subscribers or node.children:
+                break
+            del path[depth - 1].children[levels[depth - 1]]
+        return True
+
+    def match(self, topic_name: str) -> Iterator[tuple[str, Key, Value]]:
+        """Yield (topic filter, key, value) for every subscription whose filter matches `topic_name`."""
+        levels = topic_name.split(LEVEL_SEPARATOR)
+        # Filters starting with a wildcard never match names starting with '$' [MQTT-4.7.2-1].
+        skip_wildcards_at_root = topic_name.startswith("$")
+        yield from self._match(self._root, levels, 0, [], skip_wildcards_at_root)
+
+    def _match(self, node: _Node[Key, Value], levels: list[str], depth: int, path: list[str],
+               skip_wildcards: bool) -> Iterator[tuple[str, Key, Value]]:
+        if not skip_wildcards:
+            everything = node.children.get(MULTI_LEVEL_WILDCARD)
+            if everything is not None:  # '#' matches this level and all below, the parent included
+                topic_filter = LEVEL_SEPARATOR.join(path + [MULTI_LEVEL_WILDCARD])
+                for key, value in everything.subscribers.items():
+                    yield topic_filter, key, value
+        if depth == len(levels):
+            topic_filter = LEVEL_SEPARATOR.join(path)
+            for key, value in node.subscribers.items():
+                yield topic_filter, key, value
+            return
+        level = levels[depth]
+        exact = node.children.get(level)
+        if exact is not None:
+            yield from self._match(exact, levels, depth + 1, path + [level], False)
+        if not skip_wildcards and level != SINGLE_LEVEL_WILDCARD:
+            one_level = node.children.get(SINGLE_LEVEL_WILDCARD)
+            if one_level is not None:
+                yield from self._match(one_level, levels, depth + 1, path + [SINGLE_LEVEL_WILDCARD], False)
+
+    def items(self) -> Iterator[tuple[str, Key, Value]]:
+        """Every (topic filter, key, value) stored."""
+        stack: list[tuple[_Node[Key, Value], list[str]]] = [(self._root, [])]
+        while stack:
+            node, path = stack.pop()
+            for key, value in node.subscribers.items():
+                yield LEVEL_SEPARATOR.join(path), key, value
+            for level, child in node.children.items():
+                stack.append((child, path + [level]))
+
+    def _find(self, topic_filter: str) -> _Node[Key, Value] | None:
+        node: _Node[Key, Value] | None = self._root
+        for level in topic_filter.split(LEVEL_SEPARATOR):
+            node = node.children.get(level) if node else None
+        return node

@@ -1,0 +1,1 @@
+"""reports: HTML compliance reports from conformance results (not built yet)."""
