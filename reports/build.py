@@ -76,9 +76,12 @@ def build_model(runs: list[Run]) -> dict:
         columns = [i for i, run in enumerate(runs) if version in run.mqtt_versions
                    or any(t.version == version for t in run.tests)]
         groups: dict[str, list[Row]] = defaultdict(list)
+        tested_ids = {key[2] for key in tests_of if key[1] == version and key[0] in columns}
         for (statement_version, _), statement in catalogue.items():
-            if statement_version != version or statement.actor not in ("server", "both"):
+            if statement_version != version:
                 continue
+            if statement.actor not in ("server", "both") and statement.id not in tested_ids:
+                continue  # client obligations appear only when a test checks the server's reaction
             cells = []
             for run_index in columns:
                 tests = tests_of.get((run_index, version, statement.id), [])

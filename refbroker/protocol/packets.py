@@ -21,7 +21,7 @@ from .errors import MalformedPacket, ProtocolError, UnsupportedProtocolVersion
 from .primitives import Reader, encode_binary, encode_utf8, encode_variable_byte_integer
 from .properties import Properties, decode_properties, encode_properties
 from .reason_codes import VALID_REASON_CODES, ConnectReturnCode
-from .topics import InvalidTopicName, validate_topic_name
+from .topics import InvalidTopicName, is_shared_subscription, validate_topic_name
 
 MQTT_3_1 = 3
 MQTT_3_1_1 = 4
@@ -185,6 +185,10 @@ class Connect(Packet):
             raise ProtocolError("password without a user name", rule="MQTT-3.1.2-22")  # 3.1.1 only
         keep_alive = reader.two_byte_int("the keep alive")
         properties = decode_properties(reader, "CONNECT") if version == MQTT_5 else Properties()
+        if properties.authentication_data is not None and properties.authentication_method is None:
+            # 5.0 3.1.2.11.10: "It is a Protocol Error to include Authentication Data if there is no
+            # Authentication Method."
+            raise ProtocolError("CONNECT has Authentication Data without an Authentication Method")
         client_id = reader.utf8("the client identifier")  # [MQTT-3.1.3-3] (3.1.1), [MQTT-3.1.3-4] (5.0)
         will = None
         if has_will:
@@ -392,6 +396,8 @@ class Subscribe(Packet):
                 retain_handling = (options >> 4) & 0x03
                 if retain_handling == 3:
                     raise ProtocolError("Retain Handling is 3 (3.8.3.1)")
+                if options & 0x04 and is_shared_subscription(topic_filter):
+                    raise ProtocolError("No Local is set on a shared subscription", rule="MQTT-3.8.3-4")
                 subscriptions.append(Subscription(topic_filter, qos, bool(options & 0x04), bool(options & 0x08),
                                                   retain_handling))
             else:
@@ -541,6 +547,14 @@ class Disconnect(_ReasonOnly):
 @dataclass(slots=True)
 class Auth(_ReasonOnly):
     packet_type: ClassVar[PacketType] = PacketType.AUTH
+
+    @classmethod
+    def decode_body(cls, flags: int, reader: Reader, version: int) -> "Auth":
+        packet = super(Auth, cls).decode_body(flags, reader, version)
+        if packet.properties.authentication_method is None:
+            # 5.0 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method"
+            raise ProtocolError("AUTH without an Authentication Method")
+        return packet
 
 
 PACKET_CLASSES: dict[int, type[Packet]] = {cls.packet_type: cls for cls in (

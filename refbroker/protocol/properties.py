@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Iterator
 
 from .errors import MalformedPacket, ProtocolError
+from .reason_codes import ReasonCode
 from .primitives import (
     MAX_VARIABLE_BYTE_INTEGER,
     Reader,
@@ -111,6 +112,12 @@ _ALLOWED_VALUES: dict[str, tuple[frozenset[int] | range, str]] = {
     "maximum_packet_size": (range(1, 0x1_0000_0000), "3.1.2.11.4 / 3.2.2.3.6"),
     "topic_alias": (range(1, 0x10000), "3.3.2.3.4"),
     "subscription_identifiers": (range(1, MAX_VARIABLE_BYTE_INTEGER + 1), "3.3.2.3.8 / 3.8.2.1.2"),
+}
+# Forbidden values whose Protocol Error has a more specific reason code than 0x82.
+# "A Topic Alias value of 0 ... is a Protocol Error, the receiver uses DISCONNECT with Reason Code
+# of 0x94 (Topic Alias invalid)" (5.0 section 3.3.4); the sender's rule is [MQTT-3.3.2-8].
+_FORBIDDEN_VALUE_REASON: dict[str, tuple[ReasonCode, str]] = {
+    "topic_alias": (ReasonCode.TOPIC_ALIAS_INVALID, "MQTT-3.3.2-8"),
 }
 
 
@@ -249,7 +256,9 @@ def decode_properties(reader: Reader, packet: str) -> Properties:
             attribute = definition.attribute
             allowed = _ALLOWED_VALUES.get(attribute)
             if allowed is not None and value not in allowed[0]:
-                raise ProtocolError(f"{definition.name} has the forbidden value {value} (section {allowed[1]})")
+                reason_code, rule = _FORBIDDEN_VALUE_REASON.get(attribute, (None, None))
+                raise ProtocolError(f"{definition.name} has the forbidden value {value} (section {allowed[1]})",
+                                    rule=rule, reason_code=reason_code)
             if definition.repeatable:
                 getattr(properties, attribute).append(value)
             else:
