@@ -1,0 +1,23 @@
+"""The broker as a sans-IO state machine: bytes and time in, packets to send and connections to close out.
+
+    broker.py        the `Broker`: connection lifecycle, one handler per packet type, routing
+    connection.py    what one network connection negotiated
+    sessions.py      session state and its expiry
+    qos.py           QoS 1/2 flows both ways, packet identifiers, in-flight window and queue
+    subscriptions.py ordinary and shared subscriptions over a topic trie
+    retained.py      retained messages
+    messages.py      Application Messages and their per-subscriber copies
+    topic_aliases.py topic aliases set by clients (5.0)
+    timers.py        deadlines (keep alive, expiry, will delay, $SYS)
+    sys_topics.py    the $SYS values
+    auth.py          who may connect
+    settings.py      the settings, with mosquitto 2.0 defaults
+    packet_log.py    mosquitto-style per-packet log lines
+    actions.py       Send and Close, what the host performs
+"""
+
+from .actions import Action, Close, Send
+from .broker import Broker
+from .settings import Listener, Settings
+
+__all__ = ["Action", "Broker", "Close", "Listener", "Send", "Settings"]

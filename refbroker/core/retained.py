@@ -1,0 +1,43 @@
+"""The retained message store: the last retained message of each topic (3.3.1.3).
+
+Retained messages are not session state: ending a session never removes them [MQTT-3.1.2.7] (3.1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..protocol import topic_matches
+from ..protocol.topics import MULTI_LEVEL_WILDCARD, SINGLE_LEVEL_WILDCARD
+from .messages import Message
+
+
+class RetainedStore:
+    def __init__(self) -> None:
+        self._messages: dict[str, Message] = {}
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def store(self, message: Message) -> None:
+        """Keep `message` for its topic, replacing the previous one [MQTT-3.3.1-5].
+
+        An empty payload removes the topic's retained message and is never stored itself:
+        [MQTT-3.3.1-10/11] (3.1.1), [MQTT-3.3.1-6/7] (5.0).
+        """
+        if message.payload:
+            self._messages[message.topic] = message
+        else:
+            self._messages.pop(message.topic, None)
+
+    def matching(self, topic_filter: str, now: float) -> Iterator[Message]:
+        """The unexpired retained messages whose topic matches `topic_filter` [MQTT-3.3.1-6] (3.1.1)."""
+        if SINGLE_LEVEL_WILDCARD not in topic_filter and MULTI_LEVEL_WILDCARD not in topic_filter:
+            candidates = [self._messages[topic_filter]] if topic_filter in self._messages else []
+        else:
+            candidates = [m for topic, m in self._messages.items() if topic_matches(topic_filter, topic)]
+        for message in candidates:
+            if message.is_expired(now):  # [MQTT-3.3.2-5]: an expired message is not delivered
+                del self._messages[message.topic]
+            else:
+                yield message

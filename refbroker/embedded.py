@@ -1,0 +1,102 @@
+"""Run refbroker inside another Python program, e.g. as the default target of the conformance suite.
+
+    broker = EmbeddedBroker()          # 127.0.0.1, a free port
+    broker.start()                     # returns once it is listening
+    ... connect to ("127.0.0.1", broker.port) ...
+    broker.stop()
+
+The asyncio server runs in a background thread with its own event loop. `config` may be None, a
+`Settings`, the path of a mosquitto.conf file, or a mapping of mosquitto.conf keys to values. The
+broker listens on `host`/`port` only (listeners in the config are not used) and, unless the config
+says otherwise, accepts anonymous clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping
+
+from . import __version__
+from .config import load_config, settings_from_mapping
+from .core import Broker, Settings
+from .core.settings import LOG_TYPES
+from .logs import LogSink
+from .server import BrokerServer
+
+
+def _settings_from(config: Settings | str | os.PathLike | Mapping | None) -> Settings:
+    if config is None:
+        return Settings()
+    if isinstance(config, Settings):
+        return config
+    if isinstance(config, Mapping):
+        return settings_from_mapping(config)
+    return load_config(config)
+
+
+class EmbeddedBroker:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, config=None, *, verbose: bool = True):
+        self.host = host
+        self.port = port
+        self.settings = _settings_from(config)
+        if self.settings.allow_anonymous is None:
+            self.settings.allow_anonymous = True
+        self.version = f"refbroker {__version__}"
+        # verbose: keep mosquitto's -v log (every packet) for logs(); a conformance report shows it
+        self._log = LogSink(frozenset(LOG_TYPES) if verbose else self.settings.log_types, keep=True)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: BrokerServer | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> EmbeddedBroker:
+        if self._thread is not None:
+            raise RuntimeError("this EmbeddedBroker is already started")
+        self._thread = threading.Thread(target=self._run, name=f"refbroker:{self.port}", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            broker = Broker(self.settings, now=loop.time(), log=self._log)
+            self._server = BrokerServer(broker, loop)
+            addresses = loop.run_until_complete(self._server.listen(self.host, self.port))
+            self.port = addresses[0][1]
+            self._log("notice", f"{broker.version} running on {self.host}:{self.port}")
+        except BaseException as error:  # reported by start()
+            self._error = error
+            self._started.set()
+            loop.close()
+            return
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._server.close()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def logs(self) -> str:
+        return self._log.text()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
