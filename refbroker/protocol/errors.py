@@ -23,6 +23,8 @@ class MQTTError(Exception):
     """Base class: something about the bytes or the packet breaks the MQTT rules."""
 
     reason_code: ReasonCode = ReasonCode.UNSPECIFIED_ERROR
+    # Set by StreamDecoder.feed: the complete, valid packets that arrived before the bad one.
+    preceding_packets: list | tuple = ()
 
     def __init__(self, message: str, *, rule: str | None = None, reason_code: ReasonCode | None = None):
         super().__init__(message if rule is None else f"{message} [{rule}]")

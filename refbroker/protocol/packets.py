@@ -175,12 +175,15 @@ class Connect(Packet):
         will_retain = bool(connect_flags & 0x20)
         has_password = bool(connect_flags & 0x40)
         has_username = bool(connect_flags & 0x80)
+        # These three rules have different ids in 3.1.1 and 5.0, and each id names another rule in the
+        # other version (3.1.1's MQTT-3.1.2-13 is 5.0's MQTT-3.1.2-11), so pick the id by version.
+        v5 = version == MQTT_5
         if will_qos == 3:
-            raise MalformedPacket("Will QoS is 3", rule="MQTT-3.1.2-12")  # 3.1.1: [MQTT-3.1.2-14]
+            raise MalformedPacket("Will QoS is 3", rule="MQTT-3.1.2-12" if v5 else "MQTT-3.1.2-14")
         if not has_will and will_qos:
-            raise ProtocolError("Will QoS is set without a Will", rule="MQTT-3.1.2-11")  # 3.1.1: [MQTT-3.1.2-13]
+            raise ProtocolError("Will QoS is set without a Will", rule="MQTT-3.1.2-11" if v5 else "MQTT-3.1.2-13")
         if not has_will and will_retain:
-            raise ProtocolError("Will Retain is set without a Will", rule="MQTT-3.1.2-13")  # 3.1.1: [MQTT-3.1.2-15]
+            raise ProtocolError("Will Retain is set without a Will", rule="MQTT-3.1.2-13" if v5 else "MQTT-3.1.2-15")
         if version != MQTT_5 and has_password and not has_username:
             raise ProtocolError("password without a user name", rule="MQTT-3.1.2-22")  # 3.1.1 only
         keep_alive = reader.two_byte_int("the keep alive")
@@ -197,7 +200,7 @@ class Connect(Packet):
             try:
                 validate_topic_name(will_topic)
             except InvalidTopicName as exc:
-                raise ProtocolError(f"invalid will topic: {exc}", rule=exc.rule) from None
+                raise ProtocolError(f"invalid will topic {will_topic!r}", rule=exc.rule) from None
             will = Will(will_topic, reader.binary("the will payload"), will_qos, will_retain, will_properties)
         username = reader.utf8("the user name") if has_username else None
         password = reader.binary("the password") if has_password else None
@@ -408,7 +411,8 @@ class Subscribe(Packet):
                 subscriptions.append(Subscription(topic_filter, qos))
         if not subscriptions:
             # [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (5.0): at least one topic filter
-            raise ProtocolError("SUBSCRIBE without any topic filter", rule="MQTT-3.8.3-3")
+            raise ProtocolError("SUBSCRIBE without any topic filter",
+                                rule="MQTT-3.8.3-2" if version == MQTT_5 else "MQTT-3.8.3-3")
         return cls(packet_id, subscriptions, properties)
 
 

@@ -12,7 +12,7 @@ the connection has to be closed [MQTT-4.13.1-1].
 
 from __future__ import annotations
 
-from .errors import PacketTooLarge
+from .errors import MQTTError, PacketTooLarge
 from .packets import Connect, Packet, decode_packet
 from .primitives import decode_variable_byte_integer
 
@@ -29,18 +29,27 @@ class StreamDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Packet]:
-        """Add `data` and return the packets it completes (possibly none)."""
+        """Add `data` and return the packets it completes (possibly none).
+
+        If a packet is bad, the error is raised; the good packets that came before it in the same
+        `data` are not lost: they are in the error's `preceding_packets`, so the result does not
+        depend on how the stream was cut into chunks.
+        """
         self._buffer += data
-        packets = []
-        while True:
-            frame = self._next_frame()
-            if frame is None:
-                break
-            first_byte, body = frame
-            packet = decode_packet(first_byte, body, self.version)
-            if isinstance(packet, Connect) and self.version is None:
-                self.version = packet.protocol_level
-            packets.append(packet)
+        packets: list[Packet] = []
+        try:
+            while True:
+                frame = self._next_frame()
+                if frame is None:
+                    break
+                first_byte, body = frame
+                packet = decode_packet(first_byte, body, self.version)
+                if isinstance(packet, Connect) and self.version is None:
+                    self.version = packet.protocol_level
+                packets.append(packet)
+        except MQTTError as error:
+            error.preceding_packets = packets
+            raise
         return packets
 
     def next_raw_frame(self, data: bytes = b"") -> tuple[int, bytes] | None:
