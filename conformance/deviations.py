@@ -1,0 +1,159 @@
+"""Known deviations of real brokers from the MQTT specifications.
+
+A conformance test that observes one of these behaviours calls
+`conformance.known_deviation(N, observed)`: on a target that is known to have deviation N (matched on
+its version string, or listed in its target profile) the outcome is recorded as *fail* with
+`known_deviation: N` (pytest shows it as xfail); on any other target it is a plain failure.
+
+Numbers 1-28 are the rows of the shared table of known mosquitto deviations
+(`mosquitto-deviations.md` in the steering folder) and keep its numbering. Numbers from 101 on are
+deviations this suite found itself; each carries its evidence (the spec sentence and the bytes
+observed), because no outside reference vouches for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .targets import BrokerTarget
+
+__all__ = ["DEVIATIONS", "Deviation", "applies", "applies_to_target", "parse_mosquitto_version"]
+
+Version = tuple[int, ...]
+
+
+def parse_mosquitto_version(version_string: str) -> Version | None:
+    """"mosquitto 2.0.11" -> (2, 0, 11); None for anything that is not a mosquitto version string."""
+    match = re.fullmatch(r"\s*mosquitto\s+v?(\d+)\.(\d+)(?:\.(\d+))?\S*\s*(?:\(.*\)\s*)?", version_string or "", re.IGNORECASE)
+    if not match:
+        return None
+    return tuple(int(part or 0) for part in match.groups())
+
+
+@dataclass(frozen=True)
+class Deviation:
+    number: int
+    broker: str
+    title: str
+    #: (MQTT version, statement id) pairs the behaviour breaks
+    statements: tuple[tuple[str, str], ...]
+    #: which versions of `broker` show it, as a predicate on the parsed version
+    affected: Callable[[Version], bool]
+    versions_text: str
+    reference: str
+    #: for deviations found by this suite: the spec sentence and the bytes observed
+    evidence: str = ""
+
+    def applies(self, version_string: str) -> bool:
+        if self.broker != "mosquitto":
+            return False
+        version = parse_mosquitto_version(version_string)
+        return version is not None and self.affected(version)
+
+
+def _between(low: Version | None = None, below: Version | None = None) -> Callable[[Version], bool]:
+    """low <= version < below (either bound may be open)."""
+    return lambda v: (low is None or v >= low) and (below is None or v < below)
+
+
+_ALL: tuple[Deviation, ...] = (
+    Deviation(
+        1, "mosquitto",
+        "CONNECT with an unknown protocol level gets a v5-format CONNACK 20 03 00 84 00 instead of the "
+        "3.1.1 answer 20 02 00 01",
+        (("3.1.1", "MQTT-3.1.2-2"),), _between((2, 0, 12)), "2.0.12 and later (open)",
+        "mosquitto-deviations.md row 1; eclipse-mosquitto/mosquitto#3696"),
+    Deviation(
+        7, "mosquitto",
+        "PUBLISH with an empty topic and an unknown Topic Alias answered with Topic Alias invalid (0x94) "
+        "instead of a Protocol Error",
+        (("5.0", "PE-3.3.4-c"),), _between(None, (2, 0, 6)), "before 2.0.6",
+        "mosquitto-deviations.md row 7; ChangeLog 2.0.6"),
+    Deviation(
+        8, "mosquitto",
+        "Receive Maximum overrun by the client answered with PUBREC 0x97 and the connection kept, "
+        "instead of DISCONNECT 0x93",
+        (("5.0", "MQTT-3.3.4-8"),), _between((2, 0, 0)), "2.0.0 and later (open)",
+        "mosquitto-deviations.md row 8; #3588, #3611"),
+    Deviation(
+        13, "mosquitto",
+        "Session takeover: the existing v5 connection is closed without DISCONNECT 0x8E (Session taken over)",
+        (("5.0", "MQTT-3.1.4-3"),), _between(None, (2, 1, 0)), "before 2.1.0",
+        "mosquitto-deviations.md row 13; eclipse-mosquitto/mosquitto#2340 (wrong code before 2.0.15: #2607)"),
+    Deviation(
+        19, "mosquitto",
+        "PUBACK/PUBREC wrongly carry 0x10 (No matching subscribers) when there are subscribers",
+        (("5.0", "MQTT-3.4.2-1"),), _between(None, (2, 0, 20)), "before 2.0.20",
+        "mosquitto-deviations.md row 19; #3128"),
+    Deviation(
+        21, "mosquitto",
+        "QoS 2: a second duplicate PUBLISH before PUBREL is answered with DISCONNECT 0x82 instead of PUBREC",
+        (("5.0", "MQTT-4.3.3-10"), ("3.1.1", "MQTT-4.3.3-2")), _between((2, 1, 0)), "2.1.x (open)",
+        "mosquitto-deviations.md row 21; #3599, #3602"),
+    Deviation(
+        22, "mosquitto",
+        "Reserved packet type 0 not disconnected promptly",
+        (("3.1.1", "MQTT-4.8.0-1"), ("5.0", "MQTT-4.13.1-1")), _between(None, (2, 0, 21)), "before 2.0.21",
+        "mosquitto-deviations.md row 22; #2325"),
+    # ---- found by this suite (101+) ----
+    Deviation(
+        101, "mosquitto",
+        "Keep Alive expiry is detected late: a client silent for 1.5 x Keep Alive stays connected for seconds more",
+        (("3.1.1", "MQTT-3.1.2-24"), ("5.0", "MQTT-3.1.2-22")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_session.py::test_keep_alive_timeout_closes_silent_client)",
+        evidence=(
+            "3.1.1 section 3.1.2.10 / 5.0 section 3.1.2.10: 'If the Keep Alive value is non-zero and the Server "
+            "does not receive a Control Packet from the Client within one and a half times the Keep Alive time "
+            "period, it MUST disconnect the Network Connection to the Client as if the network had failed' "
+            "[MQTT-3.1.2-24] (3.1.1), [MQTT-3.1.2-22] (5.0). Observed on mosquitto 2.0.11: CONNECT with Keep "
+            "Alive 1 (10 0f 00 04 4d 51 54 54 04 02 00 01 ...), CONNACK 20 02 00 00, then silence: twelve "
+            "connections were closed after 1.19, 1.58, 4.91, 5.04, 5.10, 5.27, 5.36, 5.73, 5.96, 6.56, 6.58 and "
+            "6.86 s (limit 1.5 s); the broker log says 'Client ... has exceeded timeout, disconnecting.' only "
+            "then. The check apparently runs on a coarse periodic timer with whole-second timestamps.")),
+    Deviation(
+        102, "mosquitto",
+        "PINGREQ with non-zero fixed-header flags is answered with PINGRESP instead of closing the connection",
+        (("3.1.1", "MQTT-2.2.2-2"), ("5.0", "MQTT-2.1.3-1")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_malformed.py::test_invalid_fixed_header_flags_close); possibly among the "
+        "'strict protocol compliance fixes' of 2.0.12 (mosquitto-deviations.md row 22), not verified",
+        evidence=(
+            "3.1.1 section 2.2.2: 'Where a flag bit is marked as \u201cReserved\u201d in Table 2.2 - Flag Bits, it "
+            "is reserved for future use and MUST be set to the value listed in that table [MQTT-2.2.2-1]. If "
+            "invalid flags are received, the receiver MUST close the Network Connection [MQTT-2.2.2-2]'; 5.0 "
+            "section 2.1.3: 'If invalid flags are received it is a Malformed Packet' [MQTT-2.1.3-1], and 4.13.1 "
+            "'it MUST close the Network Connection' [MQTT-4.13.1-1]. PINGREQ's flags are 0000. Observed on "
+            "mosquitto 2.0.11, both versions: client sends c1 00 (PINGREQ, flags 0001), broker answers d0 00 "
+            "(PINGRESP) and keeps the connection open. PUBREL, SUBSCRIBE, UNSUBSCRIBE and DISCONNECT with "
+            "wrong flags are closed correctly.")),
+    Deviation(
+        103, "mosquitto",
+        "Receive Maximum of the client exceeded: each PUBACK releases two queued QoS 1 PUBLISHes, so the "
+        "client holds Receive Maximum + 1 unacknowledged messages",
+        (("5.0", "MQTT-3.3.4-9"), ("5.0", "MQTT-4.9.0-2")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_v5.py::test_receive_maximum_respected)",
+        evidence=(
+            "5.0 section 3.3.4: 'The Server MUST NOT send more than Receive Maximum QoS 1 and QoS 2 PUBLISH "
+            "packets for which it has not received PUBACK, PUBCOMP, or PUBREC with a Reason Code of 128 or "
+            "greater from the Client [MQTT-3.3.4-9].' Observed on mosquitto 2.0.11: CONNECT with Receive "
+            "Maximum 2 (property 21 00 02), SUBSCRIBE QoS 1, six QoS 1 messages published; the broker sends "
+            "ids 1 and 2 and waits (correct); after PUBACK 40 02 00 01 it sends ids 3 and 4 (3 unacknowledged: "
+            "2, 3, 4); after PUBACK for id 2 it sends ids 5 and 6. Reproduced three times in a row.")),
+)
+
+DEVIATIONS: dict[int, Deviation] = {d.number: d for d in _ALL}
+
+
+def applies(number: int, version_string: str, declared: frozenset[int] | set[int] = frozenset()) -> bool:
+    """Does deviation `number` apply to a broker with this version string (or declared in its profile)?"""
+    if number in declared:
+        return True
+    deviation = DEVIATIONS.get(number)
+    return deviation is not None and deviation.applies(version_string)
+
+
+def applies_to_target(number: int, target: BrokerTarget) -> bool:
+    return applies(number, target.version_string, target.profile.known_deviations)

@@ -1,0 +1,470 @@
+"""Broker targets: what the conformance suite runs against.
+
+A target is anything with a name, a way to start and stop it, an address to connect to, logs and a
+version string. The suite never looks behind that interface, so interop/ can add Docker images or
+other brokers by writing one more `BrokerTarget` subclass, without touching a test.
+
+`target_from_option` turns the `--broker` option into a target:
+
+    refbroker                  the project's reference broker, embedded in the test process (default)
+    mosquitto                  the local mosquitto binary (PATH, then /usr/sbin/mosquitto)
+    mosquitto:/path/to/binary  a particular mosquitto binary
+    HOST:PORT                  a broker that is already running (started and stopped by someone else)
+
+A target profile (`--target-profile FILE`, TOML) describes what cannot be read from the broker:
+optional features it lacks and known deviations that apply to it. See `TargetProfile`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import tomllib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .client import HarnessError
+
+__all__ = [
+    "BrokerTarget",
+    "HostPortTarget",
+    "MosquittoTarget",
+    "RefbrokerTarget",
+    "TargetProfile",
+    "find_mosquitto",
+    "free_port",
+    "load_profile",
+    "target_from_option",
+    "wait_for_port",
+]
+
+DEFAULT_TARGET = "refbroker"
+_MOSQUITTO_FALLBACK = "/usr/sbin/mosquitto"
+
+
+# ------------------------------------------------------------------------------------------- profile
+
+#: Optional features a profile may switch off, with what the suite does when one is off.
+KNOWN_FEATURES = {
+    "retain": "retained messages (v5: Retain Available)",
+    "wildcard_subscriptions": "wildcard topic filters (v5: Wildcard Subscription Available)",
+    "subscription_identifiers": "Subscription Identifiers (v5: Subscription Identifier Available)",
+    "shared_subscriptions": "shared subscriptions (v5: Shared Subscription Available)",
+    "qos1": "QoS 1 (v5: Maximum QoS)",
+    "qos2": "QoS 2 (v5: Maximum QoS)",
+    "topic_alias": "Topic Aliases from the client (v5: Topic Alias Maximum)",
+    "will": "Will Messages",
+    "persistent_sessions": "sessions that outlive the connection (Clean Session 0 / Session Expiry > 0)",
+    "empty_client_id": "zero-length client identifiers",
+    "dollar_topics": "client PUBLISH to topics beginning with '$'",
+}
+
+
+@dataclass
+class TargetProfile:
+    """What a target declares about itself, read from a TOML file::
+
+        [target]
+        name = "my-broker"            # optional: overrides the target's name in results
+        version = "mosquitto 2.0.11"  # optional: the version string when the target cannot tell
+
+        [features]                    # optional features; absent = read from the broker / assumed on
+        shared_subscriptions = false
+        qos2 = false
+
+        [deviations]
+        known = [13, 23]              # numbers from conformance/deviations.py that apply to this target
+    """
+
+    path: str | None = None
+    name: str | None = None
+    version: str | None = None
+    features: dict[str, bool] = field(default_factory=dict)
+    known_deviations: frozenset[int] = frozenset()
+
+    def feature(self, name: str) -> bool | None:
+        """True/False if the profile declares the feature, None if it says nothing."""
+        return self.features.get(name)
+
+
+def load_profile(path: str | os.PathLike | None) -> TargetProfile:
+    if path is None:
+        return TargetProfile()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read target profile {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"target profile {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"target", "features", "deviations"}
+    if unknown:
+        raise ValueError(f"target profile {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    target = data.get("target", {})
+    features = data.get("features", {})
+    for key, value in features.items():
+        if key not in KNOWN_FEATURES:
+            raise ValueError(f"target profile {path}: unknown feature {key!r}; "
+                             f"known: {', '.join(sorted(KNOWN_FEATURES))}")
+        if not isinstance(value, bool):
+            raise ValueError(f"target profile {path}: feature {key} must be true or false")
+    known = data.get("deviations", {}).get("known", [])
+    if not isinstance(known, list) or not all(isinstance(n, int) for n in known):
+        raise ValueError(f"target profile {path}: deviations.known must be a list of numbers")
+    return TargetProfile(path=str(path), name=target.get("name"), version=target.get("version"),
+                         features=dict(features), known_deviations=frozenset(known))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float, *, alive=lambda: True) -> None:
+    """Poll until `host:port` accepts a TCP connection; HarnessError after `timeout` or if not `alive()`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    last_error: OSError | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise HarnessError(f"the broker process exited before {host}:{port} accepted connections")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError as exc:
+            last_error = exc
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    raise HarnessError(f"{host}:{port} did not accept connections within {timeout:g} s ({last_error})")
+
+
+def find_mosquitto() -> str | None:
+    """The mosquitto binary: on PATH, else Debian's /usr/sbin/mosquitto; None if neither exists."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return _MOSQUITTO_FALLBACK if os.access(_MOSQUITTO_FALLBACK, os.X_OK) else None
+
+
+# ------------------------------------------------------------------------------------------ targets
+
+
+class BrokerTarget(ABC):
+    """One broker the suite can run against."""
+
+    #: short name used in results file names and reports, e.g. "mosquitto"
+    name: str = "broker"
+    profile: TargetProfile
+
+    def __init__(self) -> None:
+        self.profile = TargetProfile()
+
+    @abstractmethod
+    def start(self) -> None:
+        """Make the broker reachable at `address`; raise HarnessError if it cannot be."""
+
+    @property
+    @abstractmethod
+    def address(self) -> tuple[str, int]:
+        """(host, port) to connect to; valid after `start`."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop what `start` started (no-op for a broker someone else runs)."""
+
+    def logs(self) -> str:
+        """The broker's log so far, if the target can read it."""
+        return ""
+
+    @property
+    def version_string(self) -> str:
+        """e.g. "mosquitto 2.0.11"; "unknown" when the target cannot tell."""
+        return self.profile.version or "unknown"
+
+    def display_name(self) -> str:
+        return self.profile.name or self.name
+
+    def __enter__(self) -> BrokerTarget:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class HostPortTarget(BrokerTarget):
+    """A broker that already runs at HOST:PORT. `start` only checks that it accepts connections."""
+
+    def __init__(self, spec: str, *, connect_timeout: float = 3.0):
+        super().__init__()
+        self.host, self.port = parse_host_port(spec)
+        self.name = f"{self.host}:{self.port}"
+        self.connect_timeout = connect_timeout
+
+    def start(self) -> None:
+        wait_for_port(self.host, self.port, self.connect_timeout)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def stop(self) -> None:
+        pass
+
+
+class MosquittoTarget(BrokerTarget):
+    """The local mosquitto binary, started with a generated config on a free port of 127.0.0.1.
+
+    Runs as a subprocess with its config, log and persistence files in a fresh temporary directory
+    (world-writable, because mosquitto started as root drops to the user `mosquitto`).
+    """
+
+    name = "mosquitto"
+
+    def __init__(self, binary: str | None = None, *, extra_config: str = "", start_timeout: float = 10.0):
+        super().__init__()
+        # Resolved now, checked in start(): building a target never fails for a missing binary, so a
+        # test session that does not use the broker is not disturbed.
+        resolved = binary or find_mosquitto()
+        self.binary = resolved
+        self.extra_config = extra_config
+        self.start_timeout = start_timeout
+        self.host = "127.0.0.1"
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+        self.workdir: str | None = None
+        self._version: str | None = None
+
+    @property
+    def version_string(self) -> str:
+        if self.profile.version:
+            return self.profile.version
+        if self._version is None:
+            self._version = self._read_version()
+        return self._version
+
+    def _check_binary(self) -> str:
+        if self.binary is None:
+            raise HarnessError("mosquitto not installed: apt-get install mosquitto")
+        if not os.access(self.binary, os.X_OK):
+            raise HarnessError(f"mosquitto binary {self.binary!r} does not exist or is not executable")
+        return self.binary
+
+    def _read_version(self) -> str:
+        if self.binary is None or not os.access(self.binary, os.X_OK):
+            return "mosquitto (not installed)"
+        try:
+            result = subprocess.run([self.binary, "-h"], capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HarnessError(f"cannot run {self.binary} -h: {exc}") from exc
+        match = re.search(r"mosquitto version (\S+)", result.stdout + result.stderr)
+        return f"mosquitto {match.group(1)}" if match else "mosquitto (unknown version)"
+
+    def config_text(self, port: int, workdir: str) -> str:
+        return "\n".join([
+            f"listener {port} {self.host}",
+            "allow_anonymous true",
+            f"log_dest file {workdir}/mosquitto.log",
+            "log_type all",
+            "connection_messages true",
+            "persistence false",
+            f"persistence_location {workdir}/",
+            self.extra_config,
+            "",
+        ])
+
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        self._check_binary()
+        self.version_string  # noqa: B018 - read it now, before any test needs it
+        self.workdir = tempfile.mkdtemp(prefix="conformance-mosquitto-")
+        os.chmod(self.workdir, 0o777)
+        last_error: Exception | None = None
+        for _attempt in range(3):  # the free port may be taken between choosing and binding it
+            port = free_port(self.host)
+            config = Path(self.workdir) / "mosquitto.conf"
+            config.write_text(self.config_text(port, self.workdir), encoding="utf-8")
+            os.chmod(config, 0o644)
+            stdout = open(Path(self.workdir) / "stdout.log", "ab")  # noqa: SIM115 - kept open for the process
+            try:
+                process = subprocess.Popen([self.binary, "-c", str(config)], stdout=stdout,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            except OSError as exc:
+                stdout.close()
+                raise HarnessError(f"cannot start {self.binary}: {exc}") from exc
+            stdout.close()
+            try:
+                wait_for_port(self.host, port, self.start_timeout,
+                              alive=lambda process=process: process.poll() is None)
+            except HarnessError as exc:
+                last_error = exc
+                self._terminate(process)
+                if "Address already in use" in self.logs():
+                    continue
+                raise HarnessError(f"mosquitto did not start: {exc}\n{self.logs()[-2000:]}") from exc
+            self.process, self.port = process, port
+            return
+        raise HarnessError(f"mosquitto did not start after 3 attempts: {last_error}\n{self.logs()[-2000:]}")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.port is None:
+            raise HarnessError("mosquitto is not started")
+        return (self.host, self.port)
+
+    @staticmethod
+    def _terminate(process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self._terminate(self.process)
+            self.process = None
+
+    def logs(self) -> str:
+        if not self.workdir:
+            return ""
+        texts = []
+        for name in ("stdout.log", "mosquitto.log"):
+            path = Path(self.workdir) / name
+            if path.exists():
+                texts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "".join(texts)
+
+    def cleanup(self) -> None:
+        """Stop and remove the temporary directory (logs included)."""
+        self.stop()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+class RefbrokerTarget(BrokerTarget):
+    """The project's reference broker, embedded in this process on a free port."""
+
+    name = "refbroker"
+
+    def __init__(self, host: str = "127.0.0.1"):
+        super().__init__()
+        self.host = host
+        self.broker = None
+
+    @staticmethod
+    def _embedded_class():
+        try:
+            from refbroker.embedded import EmbeddedBroker
+        except ImportError as exc:
+            raise HarnessError(f"refbroker is not available yet: cannot import refbroker.embedded.EmbeddedBroker "
+                               f"({exc}); use --broker=mosquitto or --broker=HOST:PORT") from exc
+        return EmbeddedBroker
+
+    def start(self) -> None:
+        if self.broker is not None:
+            return
+        broker = self._embedded_class()(host=self.host, port=0)
+        try:
+            broker.start()
+        except Exception as exc:
+            raise HarnessError(f"refbroker did not start: {exc}") from exc
+        self.broker = broker
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.broker is None:
+            raise HarnessError("refbroker is not started")
+        return (self.host, self.broker.port)
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            try:
+                self.broker.stop()
+            finally:
+                self.broker = None
+
+    def logs(self) -> str:
+        if self.broker is None:
+            return ""
+        logs = getattr(self.broker, "logs", None)
+        return logs() if callable(logs) else ""
+
+    @property
+    def version_string(self) -> str:
+        if self.profile.version:
+            return self.profile.version
+        version = getattr(self.broker, "version", None)
+        if version is None:
+            try:
+                import refbroker
+                version = getattr(refbroker, "__version__", None)
+            except ImportError:
+                version = None
+        if not version:
+            return "refbroker"
+        version = str(version)
+        return version if version.startswith("refbroker") else f"refbroker {version}"
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+
+def parse_host_port(spec: str) -> tuple[str, int]:
+    """"HOST:PORT" (or "[v6addr]:PORT") -> (host, port); ValueError otherwise."""
+    host, sep, port_text = spec.rpartition(":")
+    if not sep or not host or not port_text:
+        raise ValueError(f"expected HOST:PORT, got {spec!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid port {port_text!r} in {spec!r}: expected a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def target_from_option(text: str | None, *, profile: TargetProfile | None = None) -> BrokerTarget:
+    """Build the target named by a `--broker` value (see the module docstring). ValueError if unknown."""
+    text = (text or DEFAULT_TARGET).strip()
+    if text == "refbroker":
+        target: BrokerTarget = RefbrokerTarget()
+    elif text == "mosquitto":
+        target = MosquittoTarget()
+    elif text.startswith("mosquitto:"):
+        path = text[len("mosquitto:"):]
+        if not path:
+            raise ValueError("--broker=mosquitto:PATH needs the path of the mosquitto binary")
+        target = MosquittoTarget(path)
+    elif text.startswith("docker:"):
+        # Images built locally by `python -m interop images build`; interop/ owns Docker.
+        from interop.docker_target import docker_target_from_option
+
+        target = docker_target_from_option(text)
+    elif ":" in text:
+        try:
+            target = HostPortTarget(text)
+        except ValueError as exc:
+            raise ValueError(f"invalid --broker {text!r}: {exc}") from None
+    else:
+        raise ValueError(f"unknown --broker {text!r}: expected refbroker, mosquitto, mosquitto:/path/to/binary, "
+                         "docker:mosquitto-VERSION (or docker:IMAGE) or HOST:PORT")
+    if profile is not None:
+        target.profile = profile
+    return target

@@ -1,0 +1,445 @@
+"""MQTT 5.0 features: topic aliases, subscription identifiers and options, message properties,
+message expiry, flow control, maximum packet size, shared subscriptions, v5-only protocol errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance import known_deviation, not_applicable
+from conformance.client import ConformanceFailure, ConnectionClosed
+from refbroker.protocol import (
+    Disconnect,
+    Properties,
+    Puback,
+    Publish,
+    Suback,
+    Subscribe,
+    Subscription,
+    Will,
+)
+from refbroker.protocol.properties import encode_properties
+
+from .helpers import (
+    BAD_PACKET_REASONS,
+    QUIET,
+    check_server_disconnect,
+    expect_close_for_bad_packet,
+    gather_publishes,
+    receive_publishes,
+    session_properties,
+)
+
+V5 = "5.0"
+TOPIC_ALIAS_INVALID = 0x94
+
+
+def _sub_with_id(client, topic_filter: str, qos: int, identifier: int | None, **options) -> Suback:
+    props = Properties(subscription_identifiers=[identifier] if identifier else [])
+    suback = client.subscribe(Subscription(topic_filter, qos, **options), properties=props)
+    assert suback.reason_codes[0] < 0x80, f"subscription to {topic_filter!r} refused: {suback}"
+    return suback
+
+
+# ------------------------------------------------------------------------------------ topic aliases
+
+
+@pytest.mark.spec("MQTT-3.3.2-12", "MQTT-3.1.2-27", "MQTT-3.3.2-11", version=V5)
+def test_topic_alias_from_client_accepted(client_factory, version, topic, broker):
+    """Every alias 1..Topic Alias Maximum from CONNACK is accepted; the subscriber (which set no Topic
+    Alias Maximum) gets full topic names and never a Topic Alias."""
+    sub = client_factory("subscriber")
+    sub.subscribe((f"{topic}/#", 0))
+    publisher = client_factory("publisher")
+    broker.require("topic_alias", publisher.connack)
+    maximum = publisher.connack.properties.topic_alias_maximum
+    aliases = sorted({1, maximum})
+    for alias in aliases:
+        publisher.publish(f"{topic}/a{alias}", b"set", properties=Properties(topic_alias=alias))
+        publisher.publish("", b"use", properties=Properties(topic_alias=alias))
+    publisher.publish(f"{topic}/remapped", b"remap", properties=Properties(topic_alias=aliases[0]))
+    publisher.publish("", b"use remapped", properties=Properties(topic_alias=aliases[0]))
+    publisher.ping()
+    expected = [(f"{topic}/a{alias}", payload) for alias in aliases for payload in (b"set", b"use")]
+    expected += [(f"{topic}/remapped", b"remap"), (f"{topic}/remapped", b"use remapped")]
+    received = sub.collect_publishes(3.0, until_count=len(expected))
+    assert [(p.topic, p.payload) for p in received] == expected
+    for message in received:
+        assert message.properties.topic_alias is None, "the server sent a Topic Alias to a client that allows none"
+
+
+@pytest.mark.spec("PE-3.3.4-b", "MQTT-3.3.2-8", "MQTT-4.13.1-1", version=V5)
+@pytest.mark.parametrize("which", ["zero", "above maximum"])
+def test_invalid_topic_alias_closes(client_factory, version, topic, broker, which):
+    """Topic Alias 0, or above the server's Topic Alias Maximum: close (DISCONNECT 0x94 if any)."""
+    client = client_factory()
+    maximum = client.connack.properties.topic_alias_maximum or 0
+    alias = 0 if which == "zero" else maximum + 1
+    client.send_raw(Publish(f"{topic}/x", b"x", properties=Properties(topic_alias=alias)).encode(5),
+                    note=f"PUBLISH with Topic Alias {alias} (maximum {maximum})")
+    expect_close_for_bad_packet(client, reasons=BAD_PACKET_REASONS + (TOPIC_ALIAS_INVALID,))
+
+
+@pytest.mark.spec("MQTT-3.3.2-7", "PE-3.3.4-c", "MQTT-4.13.1-1", version=V5)
+def test_topic_alias_not_carried_to_new_connection(client_factory, version, topic, broker):
+    """A mapping set on one connection does not exist on the next one: an empty topic with that alias
+    is a Protocol Error there."""
+    first = client_factory("first")
+    broker.require("topic_alias", first.connack)
+    first.publish(f"{topic}/a", b"map", properties=Properties(topic_alias=1))
+    first.disconnect()
+    second = client_factory("second", client_id=first.client_id)
+    second.send(Publish("", b"no mapping", properties=Properties(topic_alias=1)))
+    expect_close_for_bad_packet(second, reasons=BAD_PACKET_REASONS + (TOPIC_ALIAS_INVALID,))
+
+
+# --------------------------------------------------------------------------- subscription identifiers
+
+
+@pytest.mark.spec("MQTT-3.3.4-3", "MQTT-3.3.4-4", "MQTT-3.3.4-5", "MQTT-3.3.4-2", version=V5)
+def test_subscription_identifiers_on_overlapping_subscriptions(client_factory, version, topic, broker):
+    """Two overlapping subscriptions with ids 5 and 9: one copy carries both ids, or each copy carries
+    the id of the subscription it matched."""
+    sub = client_factory("subscriber")
+    broker.require("subscription_identifiers", sub.connack)
+    _sub_with_id(sub, f"{topic}/+", 1, 5)
+    _sub_with_id(sub, f"{topic}/#", 1, 9)
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/x", b"overlap", qos=1)
+    received = receive_publishes(sub, 2)
+    if len(received) == 1:
+        assert sorted(received[0].properties.subscription_identifiers) == [5, 9], received[0]
+    else:
+        ids = sorted(tuple(p.properties.subscription_identifiers) for p in received)
+        assert ids == [(5,), (9,)], f"each copy must carry its own subscription's identifier: {ids}"
+
+
+@pytest.mark.spec("MQTT-3.3.4-3", version=V5)
+def test_subscription_identifier_only_where_given(client_factory, version, topic, broker):
+    """A message matching a subscription made without an identifier carries none; with an id, it is
+    also on retained messages sent for the subscription."""
+    sub = client_factory("subscriber")
+    broker.require("subscription_identifiers", sub.connack)
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/ret", b"retained", qos=1, retain=True)
+    try:
+        _sub_with_id(sub, f"{topic}/plain", 1, None)
+        _sub_with_id(sub, f"{topic}/ret", 1, 77)
+        retained = sub.expect_publish()
+        assert retained.retain and retained.properties.subscription_identifiers == [77], retained
+        publisher.publish(f"{topic}/plain", b"no id", qos=1)
+        plain = sub.expect_publish()
+        assert plain.properties.subscription_identifiers == [], plain
+    finally:
+        publisher.publish(f"{topic}/ret", b"", retain=True)
+
+
+@pytest.mark.spec("PE-3.8.2.1.2-a", "MQTT-4.13.1-1", version=V5)
+def test_subscription_identifier_zero_closes(client_factory, version, topic):
+    client = client_factory()
+    client.send(Subscribe(1, [Subscription(f"{topic}/x", 0)], Properties(subscription_identifiers=[0])))
+    expect_close_for_bad_packet(client)
+
+
+# ------------------------------------------------------------------------------ subscription options
+
+
+@pytest.mark.spec("MQTT-3.8.3-3", version=V5)
+def test_no_local(client_factory, version, topic):
+    """No Local: the client's own publications are not sent back to it; others' are."""
+    client = client_factory("self")
+    client.subscribe(Subscription(f"{topic}/n", 1, no_local=True))
+    client.publish(f"{topic}/n", b"mine", qos=1)
+    client.expect_nothing(QUIET)
+    other = client_factory("other")
+    other.publish(f"{topic}/n", b"theirs", qos=1)
+    assert client.expect_publish().payload == b"theirs"
+
+
+@pytest.mark.spec("MQTT-3.3.1-12", "MQTT-3.3.1-13", version=V5)
+def test_retain_as_published(client_factory, version, topic):
+    """Retain As Published 1 keeps the publisher's RETAIN flag on live messages; 0 clears it."""
+    keep = client_factory("rap1")
+    keep.subscribe(Subscription(f"{topic}/r", 1, retain_as_published=True))
+    clear = client_factory("rap0")
+    clear.subscribe(Subscription(f"{topic}/r", 1, retain_as_published=False))
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/r", b"retained", qos=1, retain=True)
+    publisher.publish(f"{topic}/r", b"plain", qos=1, retain=False)
+    try:
+        assert [(p.payload, p.retain) for p in receive_publishes(keep, 2)] == \
+            [(b"retained", True), (b"plain", False)]
+        assert [(p.payload, p.retain) for p in receive_publishes(clear, 2)] == \
+            [(b"retained", False), (b"plain", False)]
+    finally:
+        publisher.publish(f"{topic}/r", b"", retain=True)
+
+
+@pytest.mark.spec("MQTT-3.3.1-9", "MQTT-3.3.1-10", "MQTT-3.3.1-11", version=V5)
+def test_retain_handling(client_factory, version, topic, broker):
+    """Retain Handling 0 sends retained messages on every subscribe, 1 only when the subscription is
+    new, 2 never."""
+    publisher = client_factory("publisher")
+    broker.require("retain", publisher.connack)
+    publisher.publish(f"{topic}/rh", b"retained", qos=1, retain=True)
+    try:
+        counts = {}
+        for handling in (0, 1, 2):
+            client = client_factory(f"rh{handling}")
+            got = []
+            for _attempt in range(2):  # subscribe, then subscribe again to the identical filter
+                client.subscribe(Subscription(f"{topic}/rh", 1, retain_handling=handling))
+                got.append(len(client.collect_publishes(QUIET)))
+            counts[handling] = got
+        assert counts[0] == [1, 1], f"Retain Handling 0 must send retained messages on each subscribe: {counts[0]}"
+        assert counts[1] == [1, 0], f"Retain Handling 1 sends them only for a new subscription: {counts[1]}"
+        assert counts[2] == [0, 0], f"Retain Handling 2 must never send them: {counts[2]}"
+    finally:
+        publisher.publish(f"{topic}/rh", b"", retain=True)
+
+
+@pytest.mark.spec("PE-3.8.3.1-b", "MQTT-4.13.1-1", version=V5)
+def test_retain_handling_3_closes(client_factory, version, topic):
+    client = client_factory()
+    client.send_raw(Subscribe(1, [Subscription(f"{topic}/x", 0, retain_handling=3)]).encode(5),
+                    note="SUBSCRIBE with Retain Handling 3")
+    expect_close_for_bad_packet(client)
+
+
+# ------------------------------------------------------------------------------- message properties
+
+
+@pytest.mark.spec("MQTT-3.3.2-17", "MQTT-3.3.2-18", "MQTT-3.3.2-4", "MQTT-3.3.2-20", "MQTT-3.3.2-15",
+                  "MQTT-3.3.2-16", version=V5)
+def test_message_properties_passed_through(client_factory, version, topic):
+    """User Properties (order kept, repeated keys kept), Payload Format Indicator, Content Type,
+    Response Topic and Correlation Data reach the subscriber unchanged."""
+    sub = client_factory("subscriber")
+    sub.subscribe((f"{topic}/p", 1))
+    user = [("b", "2"), ("a", "1"), ("b", "1"), ("\u00e9t\u00e9", "\u2603"), ("empty", "")]
+    props = Properties(payload_format_indicator=1, content_type="text/plain; charset=utf-8",
+                       response_topic=f"{topic}/reply", correlation_data=b"\x00\xffid", user_properties=user)
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/p", "h\u00e9llo".encode(), qos=1, properties=props)
+    got = sub.expect_publish().properties
+    assert got.user_properties == user, f"User Properties changed: {got.user_properties}"
+    assert got.payload_format_indicator == 1
+    assert got.content_type == "text/plain; charset=utf-8"
+    assert got.response_topic == f"{topic}/reply"
+    assert got.correlation_data == b"\x00\xffid"
+
+
+@pytest.mark.spec("MQTT-3.3.2-4", version=V5)
+def test_payload_format_zero_passed_through(client_factory, version, topic):
+    """Payload Format Indicator 0 (unspecified bytes) is forwarded as 0 or left out (absent means 0)."""
+    sub = client_factory("subscriber")
+    sub.subscribe((f"{topic}/p", 0))
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/p", b"\xff\xfe", properties=Properties(payload_format_indicator=0))
+    got = sub.expect_publish()
+    assert got.properties.payload_format_indicator in (None, 0)
+    assert got.payload == b"\xff\xfe"
+
+
+@pytest.mark.spec("MQTT-3.3.2-5", "MQTT-3.3.2-6", version=V5)
+def test_message_expiry(client_factory, version, topic, broker):
+    """Messages waiting for an offline session: an expired one is not delivered, a live one arrives
+    with its Message Expiry Interval reduced by the waiting time. A retained message expires too."""
+    props = session_properties(5)
+    sub = client_factory("subscriber", clean_start=False, properties=props)
+    sub.subscribe((f"{topic}/e", 1))
+    sub.disconnect()
+    publisher = client_factory("publisher")
+    broker.require("retain", publisher.connack)
+    publisher.publish(f"{topic}/e", b"short", qos=1, properties=Properties(message_expiry_interval=1))
+    publisher.publish(f"{topic}/e", b"long", qos=1, properties=Properties(message_expiry_interval=60))
+    publisher.publish(f"{topic}/ret", b"short retained", qos=1, retain=True,
+                      properties=Properties(message_expiry_interval=1))
+    try:
+        time.sleep(2.2)  # the only way to let 1 s expiries pass; whole-second clocks need the margin
+        again = client_factory("subscriber-again", client_id=sub.client_id, clean_start=False, properties=props)
+        received = receive_publishes(again, 1)
+        assert [p.payload for p in received] == [b"long"], f"expected only the unexpired message: {received}"
+        remaining = received[0].properties.message_expiry_interval
+        assert remaining is not None, "a forwarded message must keep its Message Expiry Interval"
+        assert remaining <= 59, f"Message Expiry Interval not reduced by the time waited: {remaining}"
+        late = client_factory("late")
+        late.subscribe((f"{topic}/ret", 1))
+        late.expect_nothing(QUIET)
+    finally:
+        publisher.publish(f"{topic}/ret", b"", retain=True)
+
+
+# ---------------------------------------------------------------------------- flow control and size
+
+
+@pytest.mark.spec("MQTT-3.3.4-9", "MQTT-3.3.4-10", "MQTT-4.9.0-2", "MQTT-4.9.0-3", version=V5)
+def test_receive_maximum_respected(client_factory, version, topic):
+    """With Receive Maximum 2, at most 2 QoS 1 deliveries are unacknowledged at a time; PINGRESP
+    still flows when the window is full; each PUBACK lets one more through."""
+    sub = client_factory("subscriber", properties=Properties(receive_maximum=2))
+    sub.subscribe((f"{topic}/rm", 1))
+    publisher = client_factory("publisher")
+    for n in range(5):
+        publisher.publish(f"{topic}/rm", b"%d" % n, qos=1)
+    first = sub.collect_publishes(3.0, until_count=2, ack=False)
+    assert len(first) == 2
+    extra = sub.collect_publishes(QUIET, ack=False)
+    assert not extra, f"more than Receive Maximum (2) unacknowledged PUBLISHes: {len(first) + len(extra)}"
+    sub.ping()  # non-PUBLISH packets are not held back by the full window
+    window, delivered = list(first), list(first)
+    while len(delivered) < 5:
+        acked = window.pop(0)
+        sub.send(Puback(acked.packet_id))
+        more = sub.collect_publishes(3.0, until_count=1, ack=False)
+        assert len(more) == 1, "a PUBACK must free one slot in the window"
+        more += sub.collect_publishes(QUIET, ack=False)
+        window += more
+        delivered += more
+        if len(window) > 2:
+            known_deviation(103, f"Receive Maximum 2: one PUBACK (id {acked.packet_id}) released "
+                                 f"{len(more)} PUBLISHes, leaving {len(window)} unacknowledged "
+                                 f"(ids {[p.packet_id for p in window]})")
+    assert [p.payload for p in delivered] == [b"0", b"1", b"2", b"3", b"4"]
+    for p in window:
+        sub.send(Puback(p.packet_id))
+    sub.expect_nothing(QUIET)
+
+
+@pytest.mark.spec("MQTT-3.1.2-24", "MQTT-3.1.2-25", version=V5)
+def test_maximum_packet_size_respected(client_factory, version, topic):
+    """A message larger than the client's Maximum Packet Size is not sent to it (and later ones are)."""
+    sub = client_factory("subscriber", properties=Properties(maximum_packet_size=128))
+    sub.subscribe((f"{topic}/big", 1))
+    publisher = client_factory("publisher")
+    publisher.publish(f"{topic}/big", b"x" * 300, qos=1)
+    publisher.publish(f"{topic}/big", b"small", qos=1)
+    received = receive_publishes(sub, 1)
+    assert [p.payload for p in received] == [b"small"], "the oversized message must be dropped, not sent"
+    for entry in sub.trace:
+        if entry["dir"] == "in" and "hex" in entry:
+            size = len(entry["hex"].split())
+            assert size <= 128, f"the server sent a {size}-byte packet to a client with Maximum Packet Size 128"
+
+
+@pytest.mark.spec("MQTT-3.1.2-29", "MQTT-3.11.3-2", version=V5)
+def test_request_problem_information_zero(client_factory, version, topic):
+    """Request Problem Information 0: no Reason String or User Property on SUBACK, UNSUBACK, PUBACK."""
+    client = client_factory(properties=Properties(request_problem_information=0))
+    answers = [
+        client.subscribe((f"{topic}/a", 1)),
+        client.unsubscribe(f"{topic}/never"),
+        client.publish(f"{topic}/nobody", b"x", qos=1),
+    ]
+    for packet in answers:
+        props = packet.properties
+        assert props.reason_string is None and not props.user_properties, \
+            f"{packet.packet_type.name} carries problem information although the client asked for none: {packet}"
+
+
+@pytest.mark.spec("PE-3.2.2.3.4-b", "MQTT-3.2.2-9", version=V5)
+def test_publish_above_maximum_qos_closes(client_factory, version, topic):
+    """After CONNACK announced Maximum QoS 0 or 1, a PUBLISH above it gets DISCONNECT 0x9B."""
+    client = client_factory()
+    maximum = client.connack.properties.maximum_qos
+    if maximum is None:
+        not_applicable("the server supports QoS 2 (no Maximum QoS in CONNACK)")
+    client.send(Publish(f"{topic}/q", b"x", qos=2, packet_id=1))
+    expect_close_for_bad_packet(client, reasons=BAD_PACKET_REASONS + (0x9B,))
+
+
+# ------------------------------------------------------------------------------ shared subscriptions
+
+
+@pytest.mark.spec("MQTT-4.8.2-1", "MQTT-4.8.2-2", "MQTT-4.8.2-3", version=V5)
+def test_shared_subscription_delivers_each_message_once(client_factory, version, topic, broker):
+    """Two members of $share/g/...: every message goes to exactly one member, at most at its QoS."""
+    a = client_factory("member-a")
+    broker.require("shared_subscriptions", a.connack)
+    a.subscribe((f"$share/g/{topic}/s", 1))
+    b = client_factory("member-b")
+    b.subscribe((f"$share/g/{topic}/s", 0))
+    publisher = client_factory("publisher")
+    payloads = [b"%d" % n for n in range(10)]
+    for payload in payloads:
+        publisher.publish(f"{topic}/s", payload, qos=1)
+    got_a, got_b = gather_publishes([a, b], len(payloads))
+    assert sorted(p.payload for p in got_a + got_b) == sorted(payloads), \
+        f"each message exactly once across the group: a={len(got_a)} b={len(got_b)}"
+    assert all(p.qos <= 1 for p in got_a) and all(p.qos == 0 for p in got_b)
+
+
+@pytest.mark.spec("MQTT-4.8.2-1", "MQTT-4.8.2-2", version=V5)
+@pytest.mark.parametrize("bad", ["$share/g+/x", "$share/g#/x"])
+def test_invalid_shared_subscription_refused(client_factory, version, broker, bad):
+    """A ShareName with a wildcard is refused: SUBACK failure code, or the connection is closed.
+
+    Only filters that are invalid under every reading are used: "$share//x" or "$share/g" could also
+    be read as ordinary (non-shared) filters beginning with "$share", which a server may grant.
+    """
+    client = client_factory()
+    broker.require("shared_subscriptions", client.connack)
+    client.send(Subscribe(1, [Subscription(bad, 0)]))
+    try:
+        packet = client.receive(3.0)
+    except ConnectionClosed:
+        return
+    if isinstance(packet, Suback):
+        assert packet.reason_codes[0] >= 0x80, f"{bad!r} was granted: {packet}"
+        return
+    if isinstance(packet, Disconnect):
+        check_server_disconnect(packet)
+        assert packet.reason_code in BAD_PACKET_REASONS + (0x8F,), packet
+        client.expect_disconnect()
+        return
+    raise ConformanceFailure(f"no refusal for the invalid shared subscription {bad!r}: {packet}")
+
+
+# ----------------------------------------------------------------------------- v5 malformed packets
+
+
+@pytest.mark.spec("MP-2.2.2.2-a", "MQTT-4.13.1-1", version=V5)
+def test_property_not_allowed_in_packet_closes(client_factory, version, topic):
+    """A PUBLISH carrying Session Expiry Interval (a CONNECT/CONNACK/DISCONNECT property) is malformed."""
+    client = client_factory()
+    topic_bytes = f"{topic}/x".encode()
+    props = encode_properties(Properties(session_expiry_interval=5))
+    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + props + b"payload"
+    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with a Session Expiry Interval property")
+    expect_close_for_bad_packet(client)
+
+
+@pytest.mark.spec("PE-3.3.2.3.9-a", "MQTT-4.13.1-1", version=V5)
+def test_duplicate_publish_property_closes(client_factory, version, topic):
+    """A PUBLISH carrying Content Type twice is a Protocol Error."""
+    client = client_factory()
+    topic_bytes = f"{topic}/x".encode()
+    one = encode_properties(Properties(content_type="a"))[1:]
+    props = bytes((2 * len(one),)) + one + one
+    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + props + b"payload"
+    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with Content Type twice")
+    expect_close_for_bad_packet(client)
+
+
+@pytest.mark.spec("MP-1.5.7-a", "MQTT-1.5.7-1", version=V5)
+def test_user_property_with_invalid_utf8_closes(client_factory, version, topic):
+    """A User Property whose value is not well-formed UTF-8 makes the packet malformed."""
+    client = client_factory()
+    topic_bytes = f"{topic}/x".encode()
+    pair = b"\x26" + b"\x00\x01k" + b"\x00\x02\xc3\x28"
+    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + bytes((len(pair),)) + pair + b"p"
+    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with a User Property value c3 28")
+    expect_close_for_bad_packet(client)
+
+
+@pytest.mark.spec("PE-3.14.2.2.2-b", "MQTT-3.1.2-8", version=V5)
+def test_disconnect_setting_session_expiry_after_zero_is_not_normal(client_factory, version, topic):
+    """CONNECT with Session Expiry 0, then DISCONNECT with Session Expiry 60: a Protocol Error, not a
+    normal disconnection, so the Will is published."""
+    watcher = client_factory("watcher")
+    watcher.subscribe((f"{topic}/will", 1))
+    client = client_factory("offender", will=Will(f"{topic}/will", b"not a normal disconnect", qos=1))
+    client.send(Disconnect(0, Properties(session_expiry_interval=60)))
+    expect_close_for_bad_packet(client)
+    assert watcher.expect_publish(timeout=2.0).payload == b"not a normal disconnect"

@@ -1,0 +1,132 @@
+"""Will Messages: published when the connection ends abnormally, never after DISCONNECT."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from refbroker.protocol import MQTT_5, Properties, Will
+
+from .helpers import QUIET, session_properties
+
+
+def _watch(client_factory, topic_filter: str, qos: int = 1):
+    watcher = client_factory("watcher")
+    watcher.subscribe((topic_filter, qos))
+    return watcher
+
+
+@pytest.mark.spec("MQTT-3.1.2-8", "MQTT-3.1.2-16", version="3.1.1")
+@pytest.mark.spec("MQTT-3.1.2-7", "MQTT-3.1.2-8", "MQTT-3.1.2-14", version="5.0")
+def test_will_published_when_connection_drops(client_factory, version, topic, broker):
+    """The socket closes without DISCONNECT: the Will is published, with RETAIN 0 (Will Retain 0)."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    client = client_factory("dying", will=Will(f"{topic}/will", b"gone", qos=1, retain=False))
+    broker.require("will")
+    client.close()
+    will = watcher.expect_publish(timeout=3.0)
+    assert will.topic == f"{topic}/will" and will.payload == b"gone"
+    assert will.qos == 1
+    assert not will.retain, "a Will with Will Retain 0 is published as a non-retained message"
+
+
+@pytest.mark.spec("MQTT-3.1.2-10", "MQTT-3.14.4-3")
+def test_will_not_published_after_disconnect(client_factory, version, topic):
+    """DISCONNECT (reason 0x00) deletes the Will: nothing is published when the connection closes."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    client = client_factory("leaving", will=Will(f"{topic}/will", b"must not appear", qos=1))
+    client.disconnect()
+    watcher.expect_nothing(QUIET)
+
+
+@pytest.mark.spec("MQTT-3.1.2-8", "MQTT-4.8.0-1", version="3.1.1")
+@pytest.mark.spec("MQTT-3.1.2-8", "MQTT-4.13.1-1", version="5.0")
+def test_will_published_when_server_closes_for_protocol_error(client_factory, version, topic):
+    """The server closing the connection because of a protocol error also publishes the Will."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    client = client_factory("offender", will=Will(f"{topic}/will", b"closed for an error", qos=0))
+    client.send_raw(b"\x30\x05\x00\x03a/+", note="PUBLISH to a topic name with a wildcard")
+    client.expect_disconnect()
+    will = watcher.expect_publish(timeout=3.0)
+    assert will.payload == b"closed for an error"
+
+
+@pytest.mark.spec("MQTT-3.1.2-17", version="3.1.1")
+@pytest.mark.spec("MQTT-3.1.2-15", version="5.0")
+def test_will_retain_publishes_retained_message(client_factory, version, topic, broker):
+    """Will Retain 1: the Will becomes the retained message of its topic."""
+    client = client_factory("dying", will=Will(f"{topic}/will", b"retained will", qos=1, retain=True))
+    broker.require("retain", client.connack if version == MQTT_5 else None)
+    client.close()
+    watcher = _watch(client_factory, f"{topic}/will")
+    will = watcher.expect_publish(timeout=3.0)
+    assert will.payload == b"retained will"
+    assert will.retain, "the Will with Will Retain 1 must reach later subscribers as a retained message"
+    watcher.publish(f"{topic}/will", b"", retain=True)  # clean up
+
+
+@pytest.mark.spec("MQTT-3.1.2-10", "MQTT-3.1.2-12", version="3.1.1")
+@pytest.mark.spec("MQTT-3.1.2-10", version="5.0")
+def test_will_published_once_and_not_for_a_later_connection(client_factory, version, topic):
+    """Once published the Will is gone: a later connection of the same client without Will Flag
+    publishes nothing when it drops."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    client = client_factory("dying", will=Will(f"{topic}/will", b"once", qos=1))
+    client.close()
+    assert watcher.expect_publish(timeout=3.0).payload == b"once"
+    again = client_factory("again", client_id=client.client_id)
+    again.close()
+    watcher.expect_nothing(QUIET)
+
+
+@pytest.mark.spec("MQTT-3.1.2-8", "MQTT-3.1.3-10", version="5.0")
+def test_v5_will_properties_passed_through(client_factory, version, topic):
+    """A v5 Will keeps its properties; its User Properties stay in their original order."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    user = [("k", "1"), ("a", "2"), ("k", "3")]
+    will = Will(f"{topic}/will", b"{}", qos=1, properties=Properties(
+        payload_format_indicator=1, content_type="application/json", user_properties=user,
+        response_topic=f"{topic}/reply", correlation_data=b"\x00\x01"))
+    client = client_factory("dying", will=will)
+    client.close()
+    published = watcher.expect_publish(timeout=3.0)
+    props = published.properties
+    assert props.user_properties == user, f"Will User Properties changed: {props.user_properties}"
+    assert props.payload_format_indicator == 1
+    assert props.content_type == "application/json"
+    assert props.response_topic == f"{topic}/reply"
+    assert props.correlation_data == b"\x00\x01"
+
+
+@pytest.mark.spec("MQTT-3.1.2-8", version="5.0")
+def test_v5_disconnect_with_will_message_publishes_will(client_factory, version, topic):
+    """DISCONNECT with reason 0x04 (Disconnect with Will Message) asks the server to publish the Will."""
+    watcher = _watch(client_factory, f"{topic}/will")
+    client = client_factory("leaving", will=Will(f"{topic}/will", b"on purpose", qos=1))
+    client.disconnect(reason_code=0x04)
+    assert watcher.expect_publish(timeout=3.0).payload == b"on purpose"
+
+
+@pytest.mark.spec("MQTT-3.1.3-9", "MQTT-3.1.2-8", version="5.0")
+def test_v5_will_delay(client_factory, version, topic):
+    """Will Delay Interval 1 s with sessions that outlive the connection: the Will of a client that
+    does not come back is published after the delay, not at once; the Will of a client that reconnects
+    within the delay is never published."""
+    watcher = client_factory("watcher")
+    watcher.subscribe((f"{topic}/will/#", 1))
+    props = session_properties(version, expiry=30)
+    delayed = Properties(will_delay_interval=1)
+    gone = client_factory("gone", will=Will(f"{topic}/will/gone", b"gone", qos=1, properties=delayed),
+                          clean_start=False, properties=props)
+    back = client_factory("back", will=Will(f"{topic}/will/back", b"back", qos=1, properties=delayed),
+                          clean_start=False, properties=props)
+    closed_at = time.monotonic()
+    gone.close()
+    back.close()
+    client_factory("back-again", client_id=back.client_id, clean_start=False, properties=props)
+    watcher.expect_nothing(0.5)  # not at once
+    published = watcher.expect_publish(timeout=5.0)
+    assert published.topic == f"{topic}/will/gone", f"the Will of a client that reconnected was sent: {published}"
+    assert time.monotonic() - closed_at >= 0.9, "the Will was published before its Will Delay Interval"
+    watcher.expect_nothing(QUIET)  # the reconnected client's Will (due at the same time) never comes
