@@ -54,7 +54,8 @@ _clients_key = pytest.StashKey[list]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mqtt-conformance", "MQTT conformance suite")
     group.addoption("--broker", default=None, metavar="TARGET",
-                    help="broker to test: refbroker (default), mosquitto, mosquitto:/path/to/binary or HOST:PORT")
+                    help="broker to test: refbroker (default), mosquitto, mosquitto:/path/to/binary, "
+                         "docker:mosquitto-2.0.11/-2.0.21/-2.1.2 (images from python -m interop images build) or HOST:PORT")
     group.addoption("--mqtt-version", default="all", metavar="VERSION",
                     help="MQTT version(s) to test: 3.1.1, 5.0 or all (default: all)")
     group.addoption("--results", default=None, metavar="PATH",

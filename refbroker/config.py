@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .auth import AccessControlList, AuthFileError, PasswordFile, ScramUsers
 from .core.settings import DEFAULT_PORT, LOG_TYPES, Listener, Settings
 
 
@@ -32,15 +33,22 @@ IGNORED_KEYS = frozenset({
 
 # Understood by mosquitto, refused here so nobody believes they are in force.
 UNSUPPORTED_KEYS = {
-    "password_file": "password files are not supported yet",
-    "acl_file": "ACL files are not supported yet",
-    "psk_file": "TLS-PSK is not supported",
+    "psk_file": "TLS-PSK is not supported", "psk_hint": "TLS-PSK is not supported",
     "plugin": "plugins are not supported",
     "auth_plugin": "plugins are not supported",
-    "cafile": "TLS is not supported yet", "capath": "TLS is not supported yet",
-    "certfile": "TLS is not supported yet", "keyfile": "TLS is not supported yet",
+    "crlfile": "certificate revocation lists are not supported",
+    "use_subject_as_username": "use_subject_as_username is not supported (use_identity_as_username is)",
     "connection": "bridges are not supported",
 }
+
+# Keys that belong to the most recent `listener` (or, before any, to the default listener).
+_TLS_KEYS = {"certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers"}
+_TLS_SWITCHES = {"require_certificate", "use_identity_as_username"}
+_TLS_VERSIONS = ("tlsv1.3", "tlsv1.2", "tlsv1.1")
+
+# Files of refbroker/auth, loaded when the line is read so a bad file is reported with its line.
+_AUTH_FILES = {"password_file": ("passwords", PasswordFile), "acl_file": ("acl", AccessControlList),
+               "scram_users": ("scram_users", ScramUsers)}
 
 _DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 365 * 86400}
 
@@ -99,6 +107,10 @@ _SIMPLE_KEYS: dict[str, tuple[str, Callable]] = {
     "max_qos": ("max_qos", _integer(0, 2)),
     "max_topic_alias": ("max_topic_alias", _integer(0, 65535)),
     "per_listener_settings": ("per_listener_settings", _boolean),
+    "assign_topic_aliases": ("assign_topic_aliases", _boolean),
+    "server_reference": ("server_reference", lambda value, line: value),
+    "server_moved": ("server_moved", _boolean),
+    "response_information": ("response_information", lambda value, line: value),
 }
 
 
@@ -108,6 +120,8 @@ class _Parser:
         self.log_types: set[str] | None = None
         self.default_port: int | None = None
         self.default_bind: str | None = None
+        self.default_listener = Listener(DEFAULT_PORT)  # holds TLS keys given before any `listener`
+        self.checks: list[tuple[Listener, _Line]] = []  # listeners to check once all their keys are read
 
     def parse_file(self, path: str | os.PathLike) -> None:
         try:
@@ -142,6 +156,7 @@ class _Parser:
                 raise line.error("usage: listener PORT [BIND_ADDRESS]")
             port = _integer(0, 65535)(parts[0], line)
             settings.listeners.append(Listener(port, parts[1] if len(parts) == 2 else None))
+            self.checks.append((settings.listeners[-1], line))
         elif key == "port":  # mosquitto's deprecated default listener
             self.default_port = _integer(0, 65535)(value, line)
         elif key == "bind_address":
@@ -149,8 +164,25 @@ class _Parser:
                 raise line.error("bind_address needs an address")
             self.default_bind = value
         elif key == "protocol":
-            if value != "mqtt":
-                raise line.error(f"protocol {value!r} is not supported (only mqtt)")
+            if value not in ("mqtt", "websockets"):
+                raise line.error(f"protocol {value!r} is not supported (mqtt or websockets)")
+            self._current_listener().protocol = value
+        elif key in _TLS_KEYS:
+            if not value:
+                raise line.error(f"{key} needs a value")
+            if key == "tls_version" and value not in _TLS_VERSIONS:
+                raise line.error(f"tls_version must be one of {', '.join(_TLS_VERSIONS)}")
+            if key in ("certfile", "keyfile", "cafile") and not Path(value).is_file():
+                raise line.error(f"{key} {value!r}: no such file")
+            setattr(self._current_listener().tls, key, value)
+        elif key in _TLS_SWITCHES:
+            setattr(self._current_listener().tls, key, _boolean(value, line))
+        elif key in _AUTH_FILES:
+            field, kind = _AUTH_FILES[key]
+            try:
+                setattr(settings, field, kind.load(value))
+            except AuthFileError as error:
+                raise line.error(f"{key}: {error}") from None
         elif key == "log_type":
             if value not in LOG_TYPES + ("all", "none"):
                 raise line.error(f"unknown log_type {value!r}")
@@ -173,12 +205,28 @@ class _Parser:
         else:
             raise line.error(f"unknown configuration key {key!r}")
 
+    def _current_listener(self) -> Listener:
+        return self.settings.listeners[-1] if self.settings.listeners else self.default_listener
+
     def finish(self) -> Settings:
         settings = self.settings
         if self.log_types is not None:
             settings.log_types = frozenset(self.log_types)
-        if self.default_port is not None or self.default_bind is not None:
-            settings.listeners.insert(0, Listener(self.default_port or DEFAULT_PORT, self.default_bind))
+        default = self.default_listener
+        if self.default_port is not None or self.default_bind is not None or default != Listener(DEFAULT_PORT):
+            default.port, default.host = self.default_port or DEFAULT_PORT, self.default_bind
+            settings.listeners.insert(0, default)
+            self.checks.insert(0, (default, _Line("<default listener>", 0)))
+        for listener, line in self.checks:
+            tls = listener.tls
+            if tls.enabled != (tls.keyfile is not None):
+                raise line.error("a TLS listener needs both certfile and keyfile")
+            if (tls.cafile or tls.capath or tls.require_certificate or tls.tls_version) and not tls.enabled:
+                raise line.error("TLS options without certfile and keyfile")
+            if tls.require_certificate and not (tls.cafile or tls.capath):
+                raise line.error("require_certificate needs cafile or capath")
+            if tls.use_identity_as_username and not tls.require_certificate:
+                raise line.error("use_identity_as_username needs require_certificate true")
         return settings
 
 

@@ -7,8 +7,9 @@
 
 The asyncio server runs in a background thread with its own event loop. `config` may be None, a
 `Settings`, the path of a mosquitto.conf file, or a mapping of mosquitto.conf keys to values. The
-broker listens on `host`/`port` only (listeners in the config are not used) and, unless the config
-says otherwise, accepts anonymous clients.
+broker listens on `host`/`port` (plain MQTT over TCP) and, unless the config says otherwise,
+accepts anonymous clients. Listeners in the config (TLS, WebSocket ...) are opened *as well*;
+`listener 0` picks a free port, and `listener_ports` lists the ports in config order.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class EmbeddedBroker:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: BrokerServer | None = None
+        self.listener_ports: list[int] = []
         self._started = threading.Event()
         self._error: BaseException | None = None
 
@@ -71,6 +73,8 @@ class EmbeddedBroker:
             self._server = BrokerServer(broker, loop)
             addresses = loop.run_until_complete(self._server.listen(self.host, self.port))
             self.port = addresses[0][1]
+            for listener in self.settings.listeners:
+                self.listener_ports.append(loop.run_until_complete(self._server.listen_on(listener))[0][1])
             self._log("notice", f"{broker.version} running on {self.host}:{self.port}")
         except BaseException as error:  # reported by start()
             self._error = error

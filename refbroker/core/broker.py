@@ -2,7 +2,7 @@
 
 The host (refbroker/server, or a test) calls
 
-    connection_made(conn_id, now)            a client connected
+    connection_made(conn_id, now, peer, identity)  a client connected (identity: TLS certificate user)
     data_received(conn_id, data, now)        bytes arrived from it
     connection_lost(conn_id, now)            its network connection ended
     tick(now)                                at next_deadline(): keep alive, expiry, wills, $SYS
@@ -57,16 +57,18 @@ from ..protocol import (
 from ..protocol.reason_codes import SUBACK_FAILURE_V3, VALID_REASON_CODES
 from . import packet_log
 from .actions import Action, Close, ConnectionId, Send
-from .auth import may_connect
-from .connection import CLOSED, CONNECTED, NEW, Connection
+from .auth import authenticate, may_publish, may_receive, may_subscribe
+from .connection import AUTHENTICATING, CLOSED, CONNECTED, NEW, Connection
+from .enhanced_auth import AuthenticationFailed, available_methods
 from .messages import Delivery, Message
 from .retained import RetainedStore
 from .sessions import NEVER_EXPIRES, Session
 from .settings import Settings
 from .subscriptions import SubscriptionOptions, SubscriptionStore
-from .sys_topics import Counters, sys_values
+from .sys_load import LoadAverages
+from .sys_topics import Counters, stored_messages, sys_values
 from .timers import Timers
-from .topic_aliases import InboundTopicAliases
+from .topic_aliases import InboundTopicAliases, OutboundTopicAliases
 
 Log = Callable[[str, str], None]  # (log type, message), log types as in mosquitto.conf's log_type
 
@@ -105,13 +107,18 @@ class Broker:
         self._actions: list[Action] = []
         self._connected = 0  # connections past CONNACK
         self._connected_max = 0
+        self._auth_methods = available_methods(self.settings)
+        self.load = LoadAverages(now)
         if self.settings.sys_interval > 0:
             self.timers.schedule(now, ("sys",))
 
     # ---------------------------------------------------------------------------------- entry points
 
-    def connection_made(self, conn_id: ConnectionId, now: float, peer: str = "") -> list[Action]:
-        self.connections[conn_id] = Connection(conn_id, peer=peer, last_received=now)
+    def connection_made(self, conn_id: ConnectionId, now: float, peer: str = "", identity: str | None = None
+                        ) -> list[Action]:
+        """`identity`: the user name the transport has proved already (the Common Name of a TLS
+        client certificate on a `use_identity_as_username` listener); None: CONNECT's credentials count."""
+        self.connections[conn_id] = Connection(conn_id, peer=peer, last_received=now, identity=identity)
         self.counters.connections_total += 1
         # A connection that never sends CONNECT is closed after a while (3.1.4: "a reasonable amount
         # of time"); like mosquitto, the default keep alive of 60 s times 1.5.
@@ -192,10 +199,15 @@ class Broker:
                                                                                          Disconnect)):
             # Request Problem Information 0: no Reason String or User Property here [MQTT-3.1.2-29]
             packet = _without_optional_properties(packet)
+        new_alias = False
+        if conn.outbound_aliases is not None and isinstance(packet, Publish):
+            packet, new_alias = conn.outbound_aliases.apply(packet)
         data = packet.encode(version)
         limit = conn.maximum_packet_size
         if limit is not None and len(data) > limit:
             if isinstance(packet, Publish):
+                if new_alias:
+                    conn.outbound_aliases.forget(packet.topic)
                 # Too large for the client: dropped as if delivered [MQTT-3.1.2-25]
                 if packet.packet_id is not None and conn.session is not None:
                     conn.session.outgoing.acknowledge(packet.packet_id)
@@ -223,8 +235,11 @@ class Broker:
 
     def _dispatch(self, conn: Connection, packet: Packet, now: float) -> None:
         handler = self._handlers.get(type(packet))
-        if conn.state == CONNECTED and isinstance(packet, Connect):
+        if conn.state != NEW and isinstance(packet, Connect):
             raise ProtocolError("a second CONNECT on one connection", rule="MQTT-3.1.0-2")
+        if conn.state == AUTHENTICATING and not isinstance(packet, (Auth, Disconnect)):
+            # Only AUTH or DISCONNECT until CONNACK [MQTT-3.1.2-30]
+            raise ProtocolError(f"{packet.name} during enhanced authentication", rule="MQTT-3.1.2-30")
         if handler is None:
             # CONNACK, SUBACK, UNSUBACK, PINGRESP only travel from server to client
             raise ProtocolError(f"a client may not send {packet.name}")
@@ -266,15 +281,41 @@ class Broker:
         if client_id is None or not self._may_accept(conn, connect, now):
             return  # refused, and closed
         conn.client_id = client_id
+        method = connect.properties.authentication_method if conn.version == MQTT_5 else None
+        if method is None:
+            self._accept(conn, connect, assigned, now)
+            return
+        # Enhanced authentication (5.0 4.12): the method's exchange decides before any session exists
+        factory = self._auth_methods.get(method)
+        if factory is None:
+            # A method we do not support: CONNACK 0x8C and close [MQTT-4.12.0-1]
+            self._refuse(conn, 0, ReasonCode.BAD_AUTHENTICATION_METHOD,
+                         f"authentication method {method!r} is not supported", now)
+            return
+        conn.auth_method, conn.auth_exchange = method, factory()
+        conn.pending_connect = (connect, assigned)
+        conn.state = AUTHENTICATING
+        self._authentication_step(conn, connect.properties.authentication_data, now)
+
+    def _accept(self, conn: Connection, connect: Connect, assigned: str | None, now: float,
+                auth: Properties | None = None) -> None:
+        """The client is who it says: take over, open the session, negotiate, CONNACK 0x00."""
+        client_id = conn.client_id
         self._take_over(client_id, now)
         session, session_present = self._open_session(conn, connect, now)
         connack_properties = self._negotiate(conn, connect, assigned, now)
+        if auth is not None:
+            # The same Authentication Method in a successful CONNACK [MQTT-4.12.0-5], with the
+            # method's final data; never without a method in CONNECT [MQTT-4.12.0-6]
+            connack_properties.authentication_method = auth.authentication_method
+            connack_properties.authentication_data = auth.authentication_data
         self._log("notice", f"New client connected from {conn.peer} as {client_id} "
                             f"(p{_MOSQUITTO_PROTOCOL_NUMBER[conn.version]}, c{int(connect.clean_start)}, "
-                            f"k{connect.keep_alive}" + (f", u'{connect.username}'" if connect.username else "") + ").")
+                            f"k{connect.keep_alive}" + (f", u'{conn.username}'" if conn.username else "") + ").")
         # Accepted [MQTT-3.1.4-4] (3.1.1), [MQTT-3.1.4-5] (5.0)
         self._send(conn, Connack(ConnectReturnCode.ACCEPTED, session_present, connack_properties))
         self._connected_max = max(self._connected_max, self._connected)
+        self.counters.connects += 1
         # A resumed session: first what was in flight, in order [MQTT-4.4.0-1], then the queue
         if session_present:
             for packet in session.outgoing.retransmit(now):
@@ -311,14 +352,23 @@ class Broker:
         """Authentication, and what the CONNECT asks that the server does not support."""
         settings = self.settings
         v5 = conn.version == MQTT_5
-        if not may_connect(settings, connect):
-            self._refuse(conn, ConnectReturnCode.NOT_AUTHORIZED, ReasonCode.NOT_AUTHORIZED, "not authorised", now)
+        if settings.server_reference is not None:
+            # Server redirection (5.0 4.11): 0x9C Use another server (temporarily) or 0x9D Server moved,
+            # with the Server Reference. 3.1/3.1.1 know no redirection: return code 3 Server unavailable.
+            self._log("notice", f"Redirected {conn.peer or conn.name} to {settings.server_reference}.")
+            code = ReasonCode.SERVER_MOVED if settings.server_moved else ReasonCode.USE_ANOTHER_SERVER
+            properties = Properties(server_reference=settings.server_reference) if v5 else Properties()
+            self._send(conn, Connack(code if v5 else ConnectReturnCode.SERVER_UNAVAILABLE, properties=properties))
+            self._close(conn, now, publish_will=False, reason="redirected")
             return False
-        if v5 and connect.properties.authentication_method is not None:
-            # No enhanced authentication method is supported yet [MQTT-4.12.0-1]
-            self._refuse(conn, ConnectReturnCode.NOT_AUTHORIZED, ReasonCode.BAD_AUTHENTICATION_METHOD,
-                         f"authentication method {connect.properties.authentication_method!r} is not supported", now)
-            return False
+        if not v5 or connect.properties.authentication_method is None:
+            accepted, username, why = authenticate(settings, connect, conn.identity)
+            if not accepted:
+                # Authentication failed: CONNACK 5 / 0x87 (as mosquitto 2.0.11), then close
+                # [MQTT-3.2.2-5] (3.1.1), [MQTT-3.1.4-2] (5.0)
+                self._refuse(conn, ConnectReturnCode.NOT_AUTHORIZED, ReasonCode.NOT_AUTHORIZED, why, now)
+                return False
+            conn.username = username
         will = connect.will
         if will is not None and will.qos > settings.max_qos:
             # 5.0: CONNACK 0x9B [MQTT-3.2.2-12]; 3.1.1 has no return code for it: close [MQTT-3.2.2-6]
@@ -379,6 +429,7 @@ class Broker:
         session.expires_at = None
         session.connection = conn
         session.protocol_level = conn.version
+        session.username = conn.username
         conn.session = session
         conn.state = CONNECTED
         self._connected += 1
@@ -413,6 +464,12 @@ class Broker:
             conn.maximum_packet_size = properties.maximum_packet_size
             conn.problem_information = properties.request_problem_information != 0
             conn.aliases = InboundTopicAliases(settings.max_topic_alias)
+            if settings.assign_topic_aliases and properties.topic_alias_maximum:
+                conn.outbound_aliases = OutboundTopicAliases(properties.topic_alias_maximum)
+            if properties.request_response_information and settings.response_information is not None:
+                # Only when asked for [MQTT-3.1.2-28]; mosquitto 2.0 never sends it (off by default)
+                connack_properties.response_information = settings.response_information.replace(
+                    "%c", conn.client_id)
         conn.send_window = min(settings.receive_maximum, client_window)
         conn.keep_alive = keep_alive
         if keep_alive:
@@ -455,10 +512,15 @@ class Broker:
             # More unacknowledged QoS 2 PUBLISHes than our Receive Maximum [MQTT-3.3.4-7]: DISCONNECT 0x93
             raise ProtocolError("Receive Maximum exceeded", reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
 
-        accepted = True
-        if settings.message_size_limit and len(publish.payload) > settings.message_size_limit:
+        accepted, refusal = True, (0, Properties())
+        if not may_publish(settings, conn.client_id, conn.username, topic):
+            # The ACL forbids it: dropped. 3.1.1 acknowledges as usual [MQTT-3.3.5-2]; 5.0 answers 0x87
+            # Not authorized (both as mosquitto 2.0.11)
+            accepted, refusal = False, (ReasonCode.NOT_AUTHORIZED, self._reason(conn, f"not authorised to publish to {topic!r}"))
+            self._log("notice", f"Denied PUBLISH from {conn.name} (q{publish.qos}, '{topic}').")
+        elif settings.message_size_limit and len(publish.payload) > settings.message_size_limit:
             # mosquitto drops such messages (and answers 0x95, which PUBACK may not carry; we use 0x97)
-            accepted = False
+            accepted, refusal = False, (ReasonCode.QUOTA_EXCEEDED, self._reason(conn, "payload above message_size_limit"))
             self.counters.publish_dropped += 1
             self._log("notice", f"Dropped too large PUBLISH from {conn.name} ({len(publish.payload)} bytes).")
         else:
@@ -471,9 +533,7 @@ class Broker:
         # or PUBREC [MQTT-4.3.3-2] (3.1.1) / [MQTT-4.3.3-8] (5.0)
         if publish.qos == 0:
             return
-        code, properties = 0, Properties()
-        if not accepted and v5:
-            code, properties = ReasonCode.QUOTA_EXCEEDED, self._reason(conn, "payload above message_size_limit")
+        code, properties = refusal if v5 else (0, Properties())
         if publish.qos == 1:
             self._send(conn, Puback(publish.packet_id, code, properties))
         else:
@@ -521,6 +581,7 @@ class Broker:
         QoS and Subscription Identifier, as mosquitto does since 1.6.3 [MQTT-3.3.4-2], [MQTT-3.3.4-5].
         """
         sessions = self.sessions
+        acl = self.settings.acl is not None
         v3_copies: dict[str, Delivery] = {}
         for match in self.subscriptions.match(message.topic, self._is_online):
             session = sessions.get(match.client_id)
@@ -529,6 +590,8 @@ class Broker:
             options = match.options
             if options.no_local and message.sender == match.client_id:
                 continue  # No Local [MQTT-3.8.3-3] (5.0)
+            if acl and not may_receive(self.settings, session.client_id, session.username, message.topic):
+                continue  # the ACL does not let this client read this topic
             qos = min(message.qos, options.qos)  # [MQTT-3.8.4-6] (3.1.1), [MQTT-3.8.4-8] (5.0)
             if session.protocol_level == MQTT_5:
                 # RETAIN as published only with Retain As Published [MQTT-3.3.1-12/13] (5.0)
@@ -588,6 +651,13 @@ class Broker:
             shared = is_shared_subscription(topic_filter)
             if shared and subscription.no_local:
                 raise ProtocolError("No Local on a shared subscription", rule="MQTT-3.8.3-4")
+            inner_filter = topic_filter.split("/", 2)[2] if shared else topic_filter
+            if not may_subscribe(self.settings, conn.client_id, conn.username, inner_filter):
+                # The ACL lets this client read nothing the filter matches: 0x80 [MQTT-3.9.3-2] (3.1.1),
+                # 0x87 Not authorized (5.0). (mosquitto 2.0.11 grants it and filters every message.)
+                self._log("notice", f"Denied subscription {topic_filter!r} of {conn.name}.")
+                codes.append(ReasonCode.NOT_AUTHORIZED if v5 else SUBACK_FAILURE_V3)
+                continue
             granted = min(subscription.qos, self.settings.max_qos)  # [MQTT-3.2.2-10] (5.0)
             options = SubscriptionOptions(granted, subscription.no_local, subscription.retain_as_published,
                                           subscription.retain_handling, identifier,
@@ -602,12 +672,14 @@ class Broker:
             if not shared and (options.retain_handling == 0 or (options.retain_handling == 1 and is_new)):
                 retained_to_send.append((topic_filter, options))
         # One SUBACK, same packet id, one code per filter in order [MQTT-3.8.4-1/2/4], [MQTT-3.9.3-1]
-        failed = any(code >= 0x80 for code in codes)
-        self._send(conn, Suback(subscribe.packet_id, codes,
-                                self._reason(conn, "invalid topic filter") if failed else Properties()))
+        failed = [code for code in codes if code >= 0x80]
+        why = "not authorised" if ReasonCode.NOT_AUTHORIZED in failed else "invalid topic filter"
+        self._send(conn, Suback(subscribe.packet_id, codes, self._reason(conn, why) if failed else Properties()))
         for topic_filter, options in retained_to_send:
             ids = (options.identifier,) if options.identifier is not None else ()
             for message in self.retained.matching(topic_filter, now):
+                if not may_receive(self.settings, conn.client_id, conn.username, message.topic):
+                    continue
                 # Sent because of a new subscription: RETAIN 1 [MQTT-3.3.1-8] (3.1.1)
                 self._deliver(session, Delivery(message, min(message.qos, options.qos), True, ids), now)
 
@@ -630,6 +702,10 @@ class Broker:
         self._send(conn, Pingresp())  # [MQTT-3.12.4-1]
 
     def _on_disconnect(self, conn: Connection, disconnect: Disconnect, now: float) -> None:
+        if conn.state == AUTHENTICATING:
+            # The client gives up during enhanced authentication (5.0 4.12): no session was opened
+            self._close(conn, now, publish_will=False, reason="DISCONNECT during authentication")
+            return
         session = conn.session
         publish_will = False
         if conn.version == MQTT_5:
@@ -646,8 +722,62 @@ class Broker:
         self._close(conn, now, publish_will=publish_will, reason="DISCONNECT")
 
     def _on_auth(self, conn: Connection, auth: Auth, now: float) -> None:
-        # No Authentication Method was accepted in CONNECT, so no AUTH may follow [MQTT-4.12.0-7]
-        raise ProtocolError("AUTH without an authentication method", rule="MQTT-4.12.0-7")
+        """AUTH from the client: the next step of an authentication, or the start of a re-authentication."""
+        if conn.auth_method is None:
+            # No Authentication Method in CONNECT, so no AUTH may follow [MQTT-4.12.0-7]
+            raise ProtocolError("AUTH without an authentication method in CONNECT", rule="MQTT-4.12.0-7")
+        if auth.properties.authentication_method != conn.auth_method:
+            # The method of CONNECT, always [MQTT-4.12.0-5], also to re-authenticate [MQTT-4.12.1-1]
+            raise ProtocolError(f"AUTH with method {auth.properties.authentication_method!r}, not "
+                                f"{conn.auth_method!r}", rule="MQTT-4.12.0-5")
+        if auth.reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
+            if conn.auth_exchange is None:
+                # 0x18 only answers our AUTH 0x18 [MQTT-4.12.0-3]
+                raise ProtocolError("AUTH 0x18 but no authentication is in progress", rule="MQTT-4.12.0-3")
+        elif auth.reason_code == ReasonCode.RE_AUTHENTICATE:
+            if conn.state != CONNECTED or conn.auth_exchange is not None:
+                # Re-authentication starts after CONNACK, and not in the middle of another (4.12.1)
+                raise ProtocolError("AUTH 0x19 while an authentication is in progress")
+            conn.auth_exchange = self._auth_methods[conn.auth_method]()
+        else:
+            raise ProtocolError(f"a client sends AUTH 0x18 or 0x19, not 0x{auth.reason_code:02X}")
+        self._authentication_step(conn, auth.properties.authentication_data, now)
+
+    def _authentication_step(self, conn: Connection, data: bytes | None, now: float) -> None:
+        """Give the client's Authentication Data to the exchange and answer what it says."""
+        method = conn.auth_method
+        try:
+            step = conn.auth_exchange.step(data)
+        except AuthenticationFailed as error:
+            conn.auth_exchange = None
+            if conn.state == AUTHENTICATING:
+                # Failed: CONNACK 0x87 Not authorized, then close [MQTT-4.12.0-4]
+                conn.pending_connect = None
+                self._refuse(conn, 0, ReasonCode.NOT_AUTHORIZED, str(error), now)
+            else:
+                # Failed re-authentication: DISCONNECT 0x87, then close [MQTT-4.12.1-2]
+                self._log("notice", f"Client {conn.name} failed to re-authenticate: {error}")
+                self._send(conn, Disconnect(ReasonCode.NOT_AUTHORIZED, self._reason(conn, str(error))))
+                self._close(conn, now, publish_will=True, reason="re-authentication failed")
+            return
+        properties = Properties(authentication_method=method, authentication_data=step.data)
+        if not step.done:
+            # More is needed: AUTH 0x18 [MQTT-4.12.0-2], with the same method [MQTT-4.12.0-5]
+            self._send(conn, Auth(ReasonCode.CONTINUE_AUTHENTICATION, properties))
+            return
+        conn.auth_exchange = None
+        if conn.state == AUTHENTICATING:
+            connect, assigned = conn.pending_connect
+            conn.pending_connect = None
+            conn.username = step.username
+            self._accept(conn, connect, assigned, now, properties)
+        elif step.username != conn.username:
+            # Re-authentication may not change who the client is (a choice 4.12.1 allows)
+            self._send(conn, Disconnect(ReasonCode.NOT_AUTHORIZED,
+                                        self._reason(conn, "re-authentication as another user")))
+            self._close(conn, now, publish_will=True, reason="re-authentication as another user")
+        else:
+            self._send(conn, Auth(ReasonCode.SUCCESS, properties))  # re-authentication done (4.12.1)
 
     _handlers: dict[type, Callable] = {
         Connect: _on_connect, Publish: _on_publish, Puback: _on_puback, Pubrec: _on_pubrec, Pubrel: _on_pubrel,
@@ -667,6 +797,10 @@ class Broker:
             if code not in VALID_REASON_CODES["DISCONNECT"]:
                 code = ReasonCode.MALFORMED_PACKET if isinstance(error, MalformedPacket) else ReasonCode.PROTOCOL_ERROR
             self._send(conn, Disconnect(code, self._reason(conn, str(error))))
+        elif conn.state == AUTHENTICATING:
+            # Before CONNACK the answer is a CONNACK with the reason code (5.0 4.13.1)
+            code = ReasonCode.MALFORMED_PACKET if isinstance(error, MalformedPacket) else ReasonCode.PROTOCOL_ERROR
+            self._send(conn, Connack(code, properties=self._reason(conn, str(error))))
         self._close(conn, now, publish_will=True, reason=str(error))
 
     def _close(self, conn: Connection, now: float, *, publish_will: bool, reason: str,
@@ -687,7 +821,10 @@ class Broker:
         session.connection = None
         will, conn.will = conn.will, None
         if will is not None and publish_will:
-            self._start_will(conn.client_id, will, conn.will_delay, now)
+            if may_publish(self.settings, conn.client_id, conn.username, will.topic):
+                self._start_will(conn.client_id, will, conn.will_delay, now)
+            else:
+                self._log("notice", f"Denied will of {conn.name} to '{will.topic}'.")
         deadline = session.expiry_deadline(now, self.settings.persistent_client_expiration
                                            if session.expiry_interval else None)
         if session.expiry_interval == 0:
@@ -739,8 +876,11 @@ class Broker:
 
     def _check_keep_alive(self, conn_id: ConnectionId, now: float) -> None:
         conn = self.connections.get(conn_id)
-        if conn is not None and conn.state == NEW and now >= conn.last_received + CONNECT_TIMEOUT:
-            self._log("notice", f"Client {conn.name} sent no CONNECT, disconnecting.")
+        if conn is not None and conn.state in (NEW, AUTHENTICATING):
+            if now < conn.last_received + CONNECT_TIMEOUT:
+                self.timers.schedule(conn.last_received + CONNECT_TIMEOUT, ("keepalive", conn_id))
+                return
+            self._log("notice", f"Client {conn.name} did not complete CONNECT, disconnecting.")
             self._close(conn, now, publish_will=False, reason="no CONNECT")
             return
         if conn is None or conn.state != CONNECTED or not conn.keep_alive:
@@ -772,11 +912,13 @@ class Broker:
     # --------------------------------------------------------------------------------------- $SYS
 
     def _publish_sys(self, now: float) -> None:
+        self.load.update(now, self.counters)
         connected = self._connected
         values = sys_values(version=self.version, uptime=now - self.started_at, connected=connected,
                             disconnected=len(self.sessions) - sum(1 for s in self.sessions.values() if s.online),
                             maximum=self._connected_max, subscriptions=len(self.subscriptions),
-                            retained=len(self.retained), counters=self.counters)
+                            retained=len(self.retained), counters=self.counters,
+                            stored=stored_messages(self.retained, self.sessions.values()), load=self.load.values())
         for topic, payload in values.items():
             self._publish(Message(topic, payload.encode(), 0, True), now)
 

@@ -19,6 +19,9 @@ class RetainedStore:
     def __len__(self) -> int:
         return len(self._messages)
 
+    def __iter__(self) -> Iterator[Message]:
+        return iter(list(self._messages.values()))
+
     def store(self, message: Message) -> None:
         """Keep `message` for its topic, replacing the previous one [MQTT-3.3.1-5].
 

@@ -26,6 +26,7 @@ class Session:
     connection: object | None = None  # the Connection while online
     expires_at: float | None = None   # while offline: when the session ends; None: never
     protocol_level: int = 4           # of the last connection: decides how messages are delivered
+    username: str | None = None       # of the last connection: decides what it may receive (ACL)
 
     @property
     def online(self) -> bool:

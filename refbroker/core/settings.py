@@ -10,6 +10,10 @@ into a `Settings`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..auth import AccessControlList, PasswordFile, ScramUsers
 
 DEFAULT_PORT = 1883
 
@@ -19,11 +23,32 @@ DEFAULT_LOG_TYPES = frozenset({"error", "warning", "notice", "information"})
 
 
 @dataclass
+class TlsOptions:
+    """The TLS keys that follow a `listener` line (mosquitto.conf names). No certfile: plain TCP."""
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None              # CA(s) that sign client certificates
+    capath: str | None = None
+    require_certificate: bool = False      # clients must present a certificate signed by cafile/capath
+    use_identity_as_username: bool = False  # the certificate's Common Name becomes the user name
+    tls_version: str | None = None         # the lowest version accepted: tlsv1.3, tlsv1.2 or tlsv1.1
+    ciphers: str | None = None             # OpenSSL cipher list (TLS 1.2 and below)
+
+    @property
+    def enabled(self) -> bool:
+        return self.certfile is not None
+
+
+@dataclass
 class Listener:
-    """One `listener PORT [BIND_ADDRESS]` line; None for the address means every interface."""
+    """One `listener PORT [BIND_ADDRESS]` line and the keys that follow it; None for the address
+    means every interface. `protocol` is "mqtt" (TCP) or "websockets"; either may use TLS."""
 
     port: int
     host: str | None = None
+    protocol: str = "mqtt"
+    tls: TlsOptions = field(default_factory=TlsOptions)
 
 
 @dataclass
@@ -48,6 +73,16 @@ class Settings:
     max_topic_alias: int = 10              # announced as Topic Alias Maximum (v5)
     log_types: frozenset[str] = DEFAULT_LOG_TYPES
     per_listener_settings: bool = False
+    # Authentication and authorisation (refbroker/auth): loaded by config.py from the files named by
+    # password_file, acl_file and scram_users; None: not configured.
+    passwords: PasswordFile | None = None
+    acl: AccessControlList | None = None
+    scram_users: ScramUsers | None = None
+    # MQTT 5.0 extras that mosquitto 2.0 does not have, all off by default
+    assign_topic_aliases: bool = False     # give clients Topic Aliases up to their Topic Alias Maximum
+    server_reference: str | None = None    # redirect every client: CONNACK 0x9C (or 0x9D) + Server Reference
+    server_moved: bool = False             # with server_reference: 0x9D Server moved instead of 0x9C
+    response_information: str | None = None  # sent to clients that ask for it; %c = client id
     # Keys accepted from a config file but not acted on, kept so -v can say so.
     ignored: list[str] = field(default_factory=list)
 

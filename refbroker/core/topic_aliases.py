@@ -32,3 +32,32 @@ class InboundTopicAliases:
             # An empty topic name with an alias that has no mapping is a Protocol Error (3.3.4)
             raise ProtocolError(f"topic alias {alias} has no topic mapped to it")
         return known
+
+
+class OutboundTopicAliases:
+    def __init__(self, maximum: int) -> None:
+        # At most the client's Topic Alias Maximum [MQTT-3.1.2-26], [MQTT-3.3.2-11]; with 0 (or none
+        # announced) this object is never created: no aliases at all [MQTT-3.1.2-27]
+        self.maximum = maximum
+        self._aliases: dict[str, int] = {}
+
+    def apply(self, publish: Publish) -> tuple[Publish, bool]:
+        """(the PUBLISH to send, whether it sets a new mapping)."""
+        alias = self._aliases.get(publish.topic)
+        if alias is not None:  # known: empty topic name + alias
+            return dataclasses.replace(publish, topic="", properties=_with_alias(publish, alias)), False
+        if len(self._aliases) >= self.maximum:
+            return publish, False
+        alias = self._aliases[publish.topic] = len(self._aliases) + 1
+        return dataclasses.replace(publish, properties=_with_alias(publish, alias)), True  # topic + alias
+
+    def forget(self, topic: str) -> None:
+        """The PUBLISH that would have set this mapping was never sent (too large for the client)."""
+        if self._aliases.get(topic) == len(self._aliases):
+            del self._aliases[topic]
+
+
+def _with_alias(publish: Publish, alias: int):
+    properties = publish.properties.copy()
+    properties.topic_alias = alias
+    return properties

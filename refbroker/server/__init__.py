@@ -1,6 +1,10 @@
 """Network front ends that feed bytes to the sans-IO core (refbroker.core) and carry out its actions.
 
 Nothing MQTT-specific lives here: a server only moves bytes, keeps one timer, and closes sockets.
+
+    tcp.py        BrokerServer: the listeners (TCP, TLS, WebSocket, WebSocket over TLS), one timer
+    tls.py        ssl.SSLContext from a listener's TLS keys; the client certificate's Common Name
+    websocket.py  MQTT over WebSocket with the `websockets` library's sans-IO protocol
 """
 
 from .tcp import BrokerServer

@@ -1,9 +1,12 @@
-"""asyncio TCP listeners around one `Broker`.
+"""asyncio listeners around one `Broker`: plain TCP, TLS, WebSocket, and WebSocket over TLS.
 
 Each accepted socket gets an id; its bytes go to `broker.data_received`, and the returned actions
 are performed at once: `Send` writes, `Close` closes. One timer handle follows
 `broker.next_deadline()` and calls `broker.tick` when it comes (keep alive, expiry, $SYS).
 Time is the event loop's monotonic clock.
+
+TLS is asyncio's (`ssl=` of create_server, built by tls.py); a WebSocket connection puts a
+`WebSocketLink` (websocket.py) between the transport and the broker. The broker sees only bytes.
 """
 
 from __future__ import annotations
@@ -12,44 +15,55 @@ import asyncio
 import itertools
 from collections.abc import Iterable
 
-from ..core import Action, Broker, Close, Send
+from ..core import Action, Broker, Close, Listener, Send
+from .tls import certificate_common_name, server_context
+from .websocket import WebSocketLink
+
+MQTT_MAX_PACKET = 268_435_460  # the largest possible MQTT packet, the WebSocket frame limit too
 
 
 class BrokerServer:
     def __init__(self, broker: Broker, loop: asyncio.AbstractEventLoop):
         self.broker = broker
         self.loop = loop
-        self.transports: dict[int, asyncio.Transport] = {}
+        self.links: dict[int, asyncio.Transport | WebSocketLink] = {}  # what Send writes to
         self.servers: list[asyncio.base_events.Server] = []
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
 
-    async def listen(self, host: str | None, port: int) -> list[tuple[str, int]]:
-        """Start a TCP listener; returns the (address, port) pairs it is bound to."""
-        server = await self.loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
+    async def listen(self, host: str | None, port: int, listener: Listener | None = None) -> list[tuple[str, int]]:
+        """Start a listener (plain TCP unless `listener` says TLS and/or websockets); returns the
+        (address, port) pairs it is bound to."""
+        listener = listener or Listener(port, host)
+        context = server_context(listener.tls) if listener.tls.enabled else None
+        server = await self.loop.create_server(lambda: _Connection(self, listener), host, port,
+                                               reuse_address=True, ssl=context)
         self.servers.append(server)
         self._reschedule()
         return [socket.getsockname()[:2] for socket in server.sockets]
 
+    async def listen_on(self, listener: Listener) -> list[tuple[str, int]]:
+        return await self.listen(listener.host, listener.port, listener)
+
     def close(self) -> None:
         for server in self.servers:
             server.close()
-        for transport in list(self.transports.values()):
-            transport.abort()
+        for link in list(self.links.values()):
+            link.abort()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def perform(self, actions: Iterable[Action]) -> None:
         for action in actions:
-            transport = self.transports.get(action.connection)
-            if transport is None:
+            link = self.links.get(action.connection)
+            if link is None:
                 continue
             if isinstance(action, Send):
-                transport.write(action.data)
+                link.write(action.data)
             elif isinstance(action, Close):
-                self.transports.pop(action.connection, None)
-                transport.close()  # buffered writes are flushed first
+                self.links.pop(action.connection, None)
+                link.close()  # buffered writes are flushed first
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -68,22 +82,38 @@ class BrokerServer:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, server: BrokerServer):
+    def __init__(self, server: BrokerServer, listener: Listener):
         self.server = server
+        self.listener = listener
         self.id = next(server._ids)
+        self.websocket: WebSocketLink | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        server = self.server
-        server.transports[self.id] = transport
+        server, listener = self.server, self.listener
+        if listener.protocol == "websockets":
+            limit = server.broker.settings.max_packet_size or MQTT_MAX_PACKET
+            self.websocket = WebSocketLink(transport, max_size=limit)
+        server.links[self.id] = self.websocket or transport
         peer = transport.get_extra_info("peername")
         peer_text = f"{peer[0]}:{peer[1]}" if peer else ""
-        server.perform(server.broker.connection_made(self.id, server.loop.time(), peer_text))
+        identity = None
+        if listener.tls.use_identity_as_username:
+            # The verified client certificate names the user (require_certificate made sure there is one)
+            identity = certificate_common_name(transport.get_extra_info("ssl_object"))
+            if identity is None:
+                transport.close()
+                return
+        server.perform(server.broker.connection_made(self.id, server.loop.time(), peer_text, identity))
 
     def data_received(self, data: bytes) -> None:
         server = self.server
+        if self.websocket is not None:
+            data = self.websocket.feed(data)
+            if not data:
+                return
         server.perform(server.broker.data_received(self.id, data, server.loop.time()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         server = self.server
-        server.transports.pop(self.id, None)
+        server.links.pop(self.id, None)
         server.perform(server.broker.connection_lost(self.id, server.loop.time()))

@@ -65,15 +65,15 @@ class Harness:
             elif isinstance(action, Close):
                 client.closed = True
 
-    def open(self, version: int = 4) -> FakeClient:
+    def open(self, version: int = 4, identity: str | None = None) -> FakeClient:
         conn_id = next(self._ids)
         client = self.clients[conn_id] = FakeClient(self, conn_id, version)
-        self.absorb(self.broker.connection_made(conn_id, self.now, f"127.0.0.1:{40000 + conn_id}"))
+        self.absorb(self.broker.connection_made(conn_id, self.now, f"127.0.0.1:{40000 + conn_id}", identity))
         return client
 
-    def connect(self, client_id: str = "c1", version: int = 4, *, expect_ok: bool = True,
+    def connect(self, client_id: str = "c1", version: int = 4, *, expect_ok: bool = True, identity: str | None = None,
                 **fields) -> tuple[FakeClient, Connack]:
-        client = self.open(version)
+        client = self.open(version, identity)
         packets = client.send(Connect(client_id=client_id, protocol_level=version, **fields))
         connack = packets[0]
         assert isinstance(connack, Connack), packets

@@ -58,7 +58,10 @@ include_dir {included}
     ("max_qos 3", "out of range"),
     ("allow_anonymous yes", "expected 'true' or 'false'"),
     ("listener", "usage: listener PORT"),
-    ("password_file /etc/pw", "not supported yet"),
+    ("password_file /nonexistent/pw", "cannot read"),
+    ("certfile /nonexistent/cert.pem", "no such file"),
+    ("tls_version tlsv9", "tls_version must be one of"),
+    ("protocol http", "not supported"),
 ])
 def test_bad_config_lines_name_file_and_line(line, message):
     with pytest.raises(ConfigError) as error:
