@@ -90,7 +90,8 @@ async def _serve(settings: Settings, listeners: list[Listener], log: LogSink) ->
     log("notice", f"refbroker version {__version__} starting")
     try:
         for listener in listeners:
-            kind = ("websockets " if listener.protocol == "websockets" else "") + ("TLS " if listener.tls.enabled else "")
+            kind = ("websockets " if listener.protocol == "websockets" else "") + (
+                "TLS " if listener.tls.enabled else "")
             for host, port in await server.listen_on(listener):
                 log("notice", f"Opening {kind}listen socket on {host} port {port}.")
     except OSError as error:

@@ -7,10 +7,12 @@
     subscriptions.py ordinary and shared subscriptions over a topic trie
     retained.py      retained messages
     messages.py      Application Messages and their per-subscriber copies
-    topic_aliases.py topic aliases set by clients (5.0)
+    topic_aliases.py topic aliases, set by clients and (optionally) by the broker (5.0)
     timers.py        deadlines (keep alive, expiry, will delay, $SYS)
     sys_topics.py    the $SYS values
-    auth.py          who may connect
+    sys_load.py      the $SYS load averages (1, 5, 15 minutes)
+    auth.py          who may connect (password file) and what they may do (ACL file)
+    enhanced_auth.py the methods of the AUTH exchange (5.0 4.12): SCRAM-SHA-256
     settings.py      the settings, with mosquitto 2.0 defaults
     packet_log.py    mosquitto-style per-packet log lines
     actions.py       Send and Close, what the host performs
@@ -18,6 +20,6 @@
 
 from .actions import Action, Close, Send
 from .broker import Broker
-from .settings import Listener, Settings
+from .settings import Listener, Settings, TlsOptions
 
-__all__ = ["Action", "Broker", "Close", "Listener", "Send", "Settings"]
+__all__ = ["Action", "Broker", "Close", "Listener", "Send", "Settings", "TlsOptions"]

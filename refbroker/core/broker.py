@@ -355,6 +355,7 @@ class Broker:
         if settings.server_reference is not None:
             # Server redirection (5.0 4.11): 0x9C Use another server (temporarily) or 0x9D Server moved,
             # with the Server Reference. 3.1/3.1.1 know no redirection: return code 3 Server unavailable.
+            # Then close [MQTT-3.2.2-5] (3.1.1), [MQTT-3.2.2-7] (5.0)
             self._log("notice", f"Redirected {conn.peer or conn.name} to {settings.server_reference}.")
             code = ReasonCode.SERVER_MOVED if settings.server_moved else ReasonCode.USE_ANOTHER_SERVER
             properties = Properties(server_reference=settings.server_reference) if v5 else Properties()
@@ -514,13 +515,16 @@ class Broker:
 
         accepted, refusal = True, (0, Properties())
         if not may_publish(settings, conn.client_id, conn.username, topic):
-            # The ACL forbids it: dropped. 3.1.1 acknowledges as usual [MQTT-3.3.5-2]; 5.0 answers 0x87
+            # The ACL forbids it: dropped. 3.1.1 acknowledges as usual [MQTT-3.3.5-2] (3.1.1); 5.0 answers 0x87
             # Not authorized (both as mosquitto 2.0.11)
-            accepted, refusal = False, (ReasonCode.NOT_AUTHORIZED, self._reason(conn, f"not authorised to publish to {topic!r}"))
-            self._log("notice", f"Denied PUBLISH from {conn.name} (q{publish.qos}, '{topic}').")
+            why = f"not authorised to publish to {topic!r}"
+            accepted, refusal = False, (ReasonCode.NOT_AUTHORIZED, self._reason(conn, why))
+            # mosquitto's line: "Denied PUBLISH from c1 (d0, q1, r0, m3, 'a/b', ... (5 bytes))"
+            self._log("notice", "Denied" + packet_log.describe(publish, conn.name, received=True)[len("Received"):])
         elif settings.message_size_limit and len(publish.payload) > settings.message_size_limit:
             # mosquitto drops such messages (and answers 0x95, which PUBACK may not carry; we use 0x97)
-            accepted, refusal = False, (ReasonCode.QUOTA_EXCEEDED, self._reason(conn, "payload above message_size_limit"))
+            why = "payload above message_size_limit"
+            accepted, refusal = False, (ReasonCode.QUOTA_EXCEEDED, self._reason(conn, why))
             self.counters.publish_dropped += 1
             self._log("notice", f"Dropped too large PUBLISH from {conn.name} ({len(publish.payload)} bytes).")
         else:

@@ -1,14 +1,20 @@
-"""Topic aliases a client sets on its PUBLISHes (5.0 3.3.2.3.4).
+"""Topic aliases, both ways (5.0 3.3.2.3.4).
 
-A client may replace a topic name by a small integer: a PUBLISH with both a topic and an alias
+A sender may replace a topic name by a small integer: a PUBLISH with both a topic and an alias
 sets the mapping, a later one with an empty topic and the alias uses it. Mappings belong to one
-network connection and are never carried to the next [MQTT-3.3.2-7]. refbroker, like mosquitto
-2.0, never assigns aliases to its own PUBLISHes to clients (that came with mosquitto 2.1).
+network connection and one direction, and are never carried to the next connection [MQTT-3.3.2-7].
+
+`InboundTopicAliases` resolves the aliases a client sets. `OutboundTopicAliases` gives aliases to
+the PUBLISHes the broker sends a client: only with `assign_topic_aliases true` (mosquitto 2.0 never
+does, so it is off by default), and only up to the Topic Alias Maximum the client announced.
+Policy: first come, first served: the first topics get aliases 1, 2, 3 ..., later ones go out in full.
 """
 
 from __future__ import annotations
 
-from ..protocol import ProtocolError, ReasonCode
+import dataclasses
+
+from ..protocol import Properties, ProtocolError, Publish, ReasonCode
 
 
 class InboundTopicAliases:
@@ -57,7 +63,7 @@ class OutboundTopicAliases:
             del self._aliases[topic]
 
 
-def _with_alias(publish: Publish, alias: int):
+def _with_alias(publish: Publish, alias: int) -> Properties:
     properties = publish.properties.copy()
     properties.topic_alias = alias
     return properties

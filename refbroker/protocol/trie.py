@@ -67,34 +67,38 @@ class SubscriptionTrie(Generic[Key, Value]):
             del path[depth - 1].children[levels[depth - 1]]
         return True
 
-    def match(self, topic_name: str) -> Iterator[tuple[str, Key, Value]]:
-        """Yield (topic filter, key, value) for every subscription whose filter matches `topic_name`."""
+    def match(self, topic_name: str) -> list[tuple[str, Key, Value]]:
+        """(topic filter, key, value) for every subscription whose filter matches `topic_name`."""
         levels = topic_name.split(LEVEL_SEPARATOR)
         # Filters starting with a wildcard never match names starting with '$' [MQTT-4.7.2-1].
         skip_wildcards_at_root = topic_name.startswith("$")
-        yield from self._match(self._root, levels, 0, [], skip_wildcards_at_root)
+        # Performance: the walk appends to one list; a chain of nested generators (one per level)
+        # cost more than the matching itself, as every match was passed up through each of them.
+        found: list[tuple[str, Key, Value]] = []
+        self._match(self._root, levels, 0, [], skip_wildcards_at_root, found)
+        return found
 
     def _match(self, node: _Node[Key, Value], levels: list[str], depth: int, path: list[str],
-               skip_wildcards: bool) -> Iterator[tuple[str, Key, Value]]:
+               skip_wildcards: bool, found: list[tuple[str, Key, Value]]) -> None:
         if not skip_wildcards:
             everything = node.children.get(MULTI_LEVEL_WILDCARD)
             if everything is not None:  # '#' matches this level and all below, the parent included
                 topic_filter = LEVEL_SEPARATOR.join(path + [MULTI_LEVEL_WILDCARD])
                 for key, value in everything.subscribers.items():
-                    yield topic_filter, key, value
+                    found.append((topic_filter, key, value))
         if depth == len(levels):
             topic_filter = LEVEL_SEPARATOR.join(path)
             for key, value in node.subscribers.items():
-                yield topic_filter, key, value
+                found.append((topic_filter, key, value))
             return
         level = levels[depth]
         exact = node.children.get(level)
         if exact is not None:
-            yield from self._match(exact, levels, depth + 1, path + [level], False)
+            self._match(exact, levels, depth + 1, path + [level], False, found)
         if not skip_wildcards and level != SINGLE_LEVEL_WILDCARD:
             one_level = node.children.get(SINGLE_LEVEL_WILDCARD)
             if one_level is not None:
-                yield from self._match(one_level, levels, depth + 1, path + [SINGLE_LEVEL_WILDCARD], False)
+                self._match(one_level, levels, depth + 1, path + [SINGLE_LEVEL_WILDCARD], False, found)
 
     def items(self) -> Iterator[tuple[str, Key, Value]]:
         """Every (topic filter, key, value) stored."""

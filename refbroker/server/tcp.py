@@ -55,15 +55,22 @@ class BrokerServer:
             self._timer = None
 
     def perform(self, actions: Iterable[Action]) -> None:
+        # Performance: the packets for one connection are joined and written at once, so a batch of
+        # input (say 20 PUBLISHes in one read) costs one write per connection instead of one per packet.
+        # The order per connection is kept; a Close writes what came before it first.
+        unwritten: dict[int, list[bytes]] = {}
         for action in actions:
             link = self.links.get(action.connection)
             if link is None:
                 continue
             if isinstance(action, Send):
-                link.write(action.data)
+                unwritten.setdefault(action.connection, []).append(action.data)
             elif isinstance(action, Close):
+                _write_joined(link, unwritten.pop(action.connection, None))
                 self.links.pop(action.connection, None)
                 link.close()  # buffered writes are flushed first
+        for connection, chunks in unwritten.items():
+            _write_joined(self.links.get(connection), chunks)
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -79,6 +86,11 @@ class BrokerServer:
     def _on_timer(self) -> None:
         self._timer = None
         self.perform(self.broker.tick(self.loop.time()))
+
+
+def _write_joined(link: asyncio.Transport | WebSocketLink | None, chunks: list[bytes] | None) -> None:
+    if link is not None and chunks:
+        link.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
 class _Connection(asyncio.Protocol):

@@ -10,6 +10,9 @@ import pytest
 from refbroker.config import ConfigError, load_config, parse_config, settings_from_mapping
 from refbroker.core import Listener
 
+from .certs import make_certificates
+from .net import StreamClient, WebSocketClient
+
 
 def run_cli(*arguments, timeout=20):
     return subprocess.run([sys.executable, "-m", "refbroker", *arguments], capture_output=True, text=True,
@@ -133,3 +136,29 @@ def test_cli_runs_a_broker_on_the_port_of_p_with_verbose_packet_log():
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "Received CONNECT from" in stderr and "Sending CONNACK to c1 (0, 0)" in stderr
+
+
+def test_cli_opens_tls_and_websocket_listeners(tmp_path):
+    certs = make_certificates(tmp_path)
+    tls_port, ws_port = _free_port(), _free_port()
+    config = tmp_path / "secure.conf"
+    config.write_text(f"listener {tls_port} 127.0.0.1\ncertfile {certs.server_cert}\nkeyfile {certs.server_key}\n"
+                      f"listener {ws_port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n")
+    process = subprocess.Popen([sys.executable, "-m", "refbroker", "-c", str(config)], stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        for _ in range(100):
+            try:
+                tls = StreamClient(tls_port, 5, certs.client_context())
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("refbroker did not start listening")
+        assert tls.connect("tls").reason_code == 0
+        assert WebSocketClient(f"ws://127.0.0.1:{ws_port}/", 4).connect("ws").reason_code == 0
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert f"Opening TLS listen socket on 127.0.0.1 port {tls_port}." in stderr
+    assert f"Opening websockets listen socket on 127.0.0.1 port {ws_port}." in stderr
