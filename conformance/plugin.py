@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from . import outcomes
+from . import allure_support, outcomes
 from .client import HarnessError, RawClient
 from .outcomes import NOT_APPLICABLE_PREFIX, not_applicable, parse_known_deviation
 from .targets import BrokerTarget, TargetProfile, load_profile, target_from_option
@@ -130,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_session_key] = ConformanceSession(config, broker_option, versions,
                                                     config.getoption("--results"), profile)
+    allure_support.maybe_register(config)  # allure labels and traces, only with allure-pytest and --alluredir
 
 
 def _session(config: pytest.Config) -> ConformanceSession:

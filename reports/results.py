@@ -1,21 +1,44 @@
 """Reading conformance results files (JSON, one per run) into plain objects the report can render.
 
-A results file has a header (the target and its version string, the MQTT versions run, the start
-time) and one record per test: statement ids, protocol version, outcome, reason, duration, a known
-deviation reference when the failure is a documented one, and the packet trace of its clients.
+The conformance plugin (`--results=PATH`, schema "mqtt-conformance-results/1") writes a header at the
+top level (`target`: {name, option, version_string, error, ...}, `mqtt_versions`, `started`,
+`finished`, `duration`, `summary`) and one record per test in `tests`: `nodeid`, `statement_ids`,
+`protocol_version`, `outcome` (pass, fail, not-applicable, error), `reason`, `known_deviation` (the
+number in conformance/deviations.py when a failure is a documented one), `duration`, and `traces`
+(one per client: {client, client_id, packets: [{t, elapsed, dir, type, summary, hex}]}).
+
+Interop results share the file format: a top-level `interop` list of {client, broker, scenario,
+outcome, reason}; a file may hold tests, interop records, or both.
+
+Older hand-written files with a `header` object, `statements`, `version` and a flat `trace` are read
+too. Anything else is refused with a `ResultsError` that names the file and the record.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: outcomes of one test as the report shows them; "deviation" is a failure that is a known deviation
 OUTCOMES = ("pass", "fail", "deviation", "not-applicable", "error")
+SCHEMA_PREFIX = "mqtt-conformance-results/"
+SUPPORTED_SCHEMA_MAJOR = 1
+
+_OUTCOME_ALIASES = {
+    "pass": "pass", "passed": "pass", "ok": "pass",
+    "fail": "fail", "failed": "fail", "failure": "fail",
+    "deviation": "deviation", "xfail": "deviation", "xfailed": "deviation", "known-deviation": "deviation",
+    "not-applicable": "not-applicable", "n/a": "not-applicable", "na": "not-applicable",
+    "skipped": "not-applicable", "skip": "not-applicable",
+    "error": "error", "errored": "error", "broken": "error",
+}
+_DIRECTIONS = {"out": "out", "sent": "out", "send": "out", "in": "in", "received": "in", "recv": "in"}
 
 
 class ResultsError(Exception):
-    """A results file that cannot be read; the message says which and why."""
+    """A results file that cannot be read; the message says which file, which record and why."""
 
 
 @dataclass
@@ -26,12 +49,33 @@ class TestResult:
     outcome: str
     reason: str = ""
     duration: float = 0.0
+    #: the known deviation's number (conformance/deviations.py) when the file gives one
+    deviation_number: int | None = None
+    #: the known deviation as the file gives it ("102", or a free-text reference in older files)
     known_deviation: str | None = None
+    #: every packet and event of the test's clients, in time order: {t, rel, client, dir, type, summary, hex}
     trace: list[dict] = field(default_factory=list)
+    pcap: str | None = None
+    phase: str | None = None
+
+    __test__ = False  # not a pytest test class, whatever its name says
 
     @property
     def name(self) -> str:
         return self.nodeid.split("::", 1)[-1]
+
+    @property
+    def module(self) -> str:
+        return self.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+@dataclass
+class InteropResult:
+    client: str
+    broker: str
+    scenario: str
+    outcome: str
+    reason: str = ""
 
 
 @dataclass
@@ -42,52 +86,214 @@ class Run:
     mqtt_versions: list[str]
     started: str
     tests: list[TestResult]
+    target_option: str = ""
+    target_error: str | None = None
+    finished: str = ""
+    duration: float | None = None
+    interop: list[InteropResult] = field(default_factory=list)
+    #: a unique, readable column name; set by `assign_labels` when several runs are merged
+    label: str = ""
 
-    @property
-    def label(self) -> str:
-        return self.target_version or self.target
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.target_version or self.target
 
 
 def _version(text: object) -> str:
-    return {"4": "3.1.1", "5": "5.0", "3.1.1": "3.1.1", "5.0": "5.0"}.get(str(text), str(text))
+    return {"4": "3.1.1", "5": "5.0", "3.1.1": "3.1.1", "5.0": "5.0", "5.0.0": "5.0",
+            "3": "3.1", "3.1": "3.1"}.get(str(text).strip(), str(text).strip())
 
 
-def _outcome(record: dict) -> str:
-    outcome = str(record.get("outcome", "error")).lower().replace("_", "-")
-    if record.get("known_deviation") not in (None, "", False) and outcome in ("fail", "xfail", "deviation"):
+def normalise_outcome(raw: object, known_deviation: object = None) -> str | None:
+    """The report's outcome for a recorded one, or None when it is not an outcome at all."""
+    outcome = _OUTCOME_ALIASES.get(str(raw).strip().lower().replace("_", "-").replace(" ", "-"))
+    if outcome in ("fail", "deviation") and known_deviation not in (None, "", False):
         return "deviation"
-    return {"passed": "pass", "failed": "fail", "skipped": "not-applicable", "n/a": "not-applicable",
-            "na": "not-applicable", "xfail": "deviation"}.get(outcome, outcome)
+    return outcome
 
 
-def load_run(path: Path) -> Run:
+def _deviation(value: object) -> tuple[int | None, str | None]:
+    if value in (None, "", False):
+        return None, None
+    if isinstance(value, bool):
+        return None, "yes"
+    if isinstance(value, int):
+        return value, str(value)
+    text = str(value).strip()
+    match = re.fullmatch(r"#?\s*(\d+)", text) or re.match(r"(?:known deviation\s*)?#(\d+)\b", text, re.IGNORECASE)
+    return (int(match.group(1)) if match else None), text
+
+
+def _trace(record: dict, where: str) -> list[dict]:
+    """One time-ordered list of packets from the per-client `traces` (or an older flat `trace`)."""
+    packets: list[dict] = []
+    if "traces" in record and record["traces"] is not None:
+        if not isinstance(record["traces"], list):
+            raise ResultsError(f"{where}: 'traces' must be a list of client traces")
+        for trace in record["traces"]:
+            if not isinstance(trace, dict) or not isinstance(trace.get("packets", []), list):
+                raise ResultsError(f"{where}: each entry of 'traces' must be an object with a 'packets' list")
+            for packet in trace.get("packets") or []:
+                if isinstance(packet, dict):
+                    packets.append({**packet, "client": packet.get("client") or trace.get("client") or ""})
+    elif record.get("trace") is not None:
+        if not isinstance(record["trace"], list):
+            raise ResultsError(f"{where}: 'trace' must be a list of packets")
+        packets = [dict(p) for p in record["trace"] if isinstance(p, dict)]
+    result = []
+    for packet in packets:
+        t = packet.get("t", packet.get("time"))
+        try:
+            t = float(t) if t is not None else None
+        except (TypeError, ValueError):
+            t = None
+        direction = _DIRECTIONS.get(str(packet.get("dir") or packet.get("direction") or "").lower(), "event")
+        hex_text = str(packet.get("hex") or "")
+        if hex_text and " " not in hex_text:
+            hex_text = " ".join(hex_text[i:i + 2] for i in range(0, len(hex_text), 2))
+        result.append({"t": t, "client": str(packet.get("client") or ""), "dir": direction,
+                       "type": str(packet.get("type") or packet.get("packet") or ""),
+                       "summary": str(packet.get("summary") or ""), "hex": hex_text,
+                       "hex_truncated": packet.get("hex_truncated")})
+    if any(p["t"] is not None for p in result):
+        result.sort(key=lambda p: p["t"] if p["t"] is not None else float("inf"))
+        start = min(p["t"] for p in result if p["t"] is not None)
+        for p in result:
+            p["rel"] = (p["t"] - start) if p["t"] is not None else None
+    else:
+        for p in result:
+            p["rel"] = None
+    return result
+
+
+def _test(record: object, index: int, path: Path) -> TestResult:
+    if not isinstance(record, dict):
+        raise ResultsError(f"{path}: tests[{index}] is not an object")
+    nodeid = str(record.get("nodeid") or f"tests[{index}]")
+    where = f"{path}: test {nodeid}"
+    statements = record.get("statement_ids", record.get("statements")) or []
+    if isinstance(statements, str):
+        statements = [statements]
+    if not isinstance(statements, list):
+        raise ResultsError(f"{where}: 'statement_ids' must be a list of statement ids")
+    version = record.get("protocol_version") or record.get("version") or record.get("mqtt_version")
+    if version in (None, ""):
+        raise ResultsError(f"{where}: no 'protocol_version' (3.1.1 or 5.0)")
+    number, deviation_text = _deviation(record.get("known_deviation"))
+    if "outcome" not in record:
+        raise ResultsError(f"{where}: no 'outcome'")
+    outcome = normalise_outcome(record["outcome"], deviation_text)
+    if outcome is None:
+        raise ResultsError(f"{where}: unknown outcome {record['outcome']!r} "
+                           f"(expected one of {', '.join(OUTCOMES)})")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        duration = float(record.get("duration") or 0.0)
+    except (TypeError, ValueError):
+        raise ResultsError(f"{where}: 'duration' is not a number: {record.get('duration')!r}") from None
+    return TestResult(
+        nodeid=nodeid, statements=[str(s) for s in statements], version=_version(version), outcome=outcome,
+        reason=str(record.get("reason") or ""), duration=duration,
+        deviation_number=number, known_deviation=deviation_text,
+        trace=_trace(record, where), pcap=str(record["pcap"]) if record.get("pcap") else None,
+        phase=str(record["phase"]) if record.get("phase") else None)
+
+
+def _interop(record: object, index: int, path: Path) -> InteropResult:
+    where = f"{path}: interop[{index}]"
+    if not isinstance(record, dict):
+        raise ResultsError(f"{where} is not an object")
+    missing = [key for key in ("client", "broker", "scenario", "outcome") if record.get(key) in (None, "")]
+    if missing:
+        raise ResultsError(f"{where}: missing {', '.join(missing)} "
+                           "(an interop record is {client, broker, scenario, outcome, reason})")
+    outcome = normalise_outcome(record["outcome"])
+    if outcome is None or outcome == "deviation":
+        raise ResultsError(f"{where}: unknown outcome {record['outcome']!r} "
+                           "(expected pass, fail, not-applicable or error)")
+    return InteropResult(str(record["client"]), str(record["broker"]), str(record["scenario"]), outcome,
+                         str(record.get("reason") or ""))
+
+
+def load_run(path: Path | str) -> Run:
+    """Read one results file; raises ResultsError with the file name and the reason when it cannot."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not a readable JSON results file ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
-        raise ResultsError(f"{path}: expected a JSON object with a 'tests' list (a conformance results file)")
-    header = data.get("header") or data.get("run") or {}
-    tests = []
-    for record in data["tests"]:
-        deviation = record.get("known_deviation")
-        tests.append(TestResult(
-            nodeid=str(record.get("nodeid", "?")),
-            statements=[str(s) for s in record.get("statements") or record.get("statement_ids") or []],
-            version=_version(record.get("version") or record.get("mqtt_version") or record.get("protocol_version")),
-            outcome=_outcome(record),
-            reason=str(record.get("reason") or ""),
-            duration=float(record.get("duration") or 0.0),
-            known_deviation=None if deviation in (None, "", False) else str(deviation),
-            trace=list(record.get("trace") or []),
-        ))
+    except IsADirectoryError:
+        raise ResultsError(f"{path}: is a directory, not a results file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object with a 'tests' or 'interop' list, "
+                           f"got a JSON {type(data).__name__}")
+    schema = data.get("schema")
+    if schema is not None:
+        match = re.fullmatch(re.escape(SCHEMA_PREFIX) + r"(\d+)(?:\.\d+)*", str(schema))
+        if not match:
+            raise ResultsError(f"{path}: schema {schema!r} is not a conformance results schema "
+                               f"({SCHEMA_PREFIX}{SUPPORTED_SCHEMA_MAJOR})")
+        if int(match.group(1)) > SUPPORTED_SCHEMA_MAJOR:
+            raise ResultsError(f"{path}: schema {schema!r} is newer than this report builder reads "
+                               f"({SCHEMA_PREFIX}{SUPPORTED_SCHEMA_MAJOR}); update the toolkit")
+    has_tests, has_interop = isinstance(data.get("tests"), list), isinstance(data.get("interop"), list)
+    if not has_tests and not has_interop:
+        raise ResultsError(f"{path}: expected a JSON object with a 'tests' list (a conformance results file) "
+                           "or an 'interop' list (interop results)")
+    header = data.get("header") or data.get("run") or data
+    if not isinstance(header, dict):
+        raise ResultsError(f"{path}: 'header' must be an object")
+    target = header.get("target")
+    if isinstance(target, dict):
+        name = str(target.get("name") or target.get("option") or path.stem)
+        option = str(target.get("option") or "")
+        version_string = str(target.get("version_string") or "")
+        error = target.get("error")
+        if version_string == "unknown":
+            version_string = ""
+    else:
+        name = str(target or header.get("target_name") or path.stem)
+        option = ""
+        version_string = str(header.get("target_version") or header.get("version_string") or "")
+        error = header.get("target_error")
+    tests = [_test(record, i, path) for i, record in enumerate(data.get("tests") or [])]
+    interop = [_interop(record, i, path) for i, record in enumerate(data.get("interop") or [])]
+    versions = header.get("mqtt_versions") or []
+    if not isinstance(versions, list):
+        versions = [versions]
+    duration = header.get("duration")
     return Run(
-        path=Path(path),
-        target=str(header.get("target") or header.get("target_name") or Path(path).stem),
-        target_version=str(header.get("target_version") or header.get("version_string") or ""),
-        mqtt_versions=[_version(v) for v in header.get("mqtt_versions") or []],
+        path=path, target=name, target_version=version_string,
+        mqtt_versions=[_version(v) for v in versions],
         started=str(header.get("started") or header.get("start_time") or ""),
-        tests=tests,
-    )
+        tests=tests, target_option=option, target_error=str(error) if error else None,
+        finished=str(header.get("finished") or ""),
+        duration=float(duration) if isinstance(duration, (int, float)) else None,
+        interop=interop)
+
+
+def assign_labels(runs: list[Run]) -> None:
+    """Give every run a unique column label: its version string, plus the target or file where needed."""
+    base = [run.target_version or run.target for run in runs]
+    extras = [run.target_option or run.target for run in runs]
+    labels = list(base)
+    for i in range(len(runs)):
+        group = [j for j, label in enumerate(base) if label == base[i]]
+        # the same version string from different targets (local binary, Docker image): name the target
+        if len(group) > 1 and len({extras[j] for j in group}) > 1 and extras[i] and extras[i] != base[i]:
+            labels[i] = f"{base[i]} [{extras[i]}]"
+    clashing = [labels.count(label) > 1 for label in labels]
+    labels = [f"{label} ({run.path.name})" if clash else label for label, run, clash in zip(labels, runs, clashing)]
+    clashing = [labels.count(label) > 1 for label in labels]  # the same file given twice
+    labels = [f"{label} #{i + 1}" if clash else label for i, (label, clash) in enumerate(zip(labels, clashing))]
+    for run, label in zip(runs, labels):
+        run.label = label
+
+
+def load_runs(paths: list[Path | str]) -> list[Run]:
+    runs = [load_run(path) for path in paths]
+    assign_labels(runs)
+    return runs
