@@ -105,6 +105,7 @@ class Broker:
         self._debug = log is not None and getattr(log, "wants_debug", True)
         self._new_client_id = client_id_factory
         self._actions: list[Action] = []
+        self._last_publish: tuple | None = None  # the last PUBLISH encoded, see _encode
         self._connected = 0  # connections past CONNACK
         self._connected_max = 0
         self._auth_methods = available_methods(self.settings)
@@ -202,7 +203,7 @@ class Broker:
         new_alias = False
         if conn.outbound_aliases is not None and isinstance(packet, Publish):
             packet, new_alias = conn.outbound_aliases.apply(packet)
-        data = packet.encode(version)
+        data = self._encode(packet, version)
         limit = conn.maximum_packet_size
         if limit is not None and len(data) > limit:
             if isinstance(packet, Publish):
@@ -226,6 +227,24 @@ class Broker:
         if isinstance(packet, Publish):
             self.counters.publish_sent += 1
         self._actions.append(Send(conn.id, packet, data))
+
+    def _encode(self, packet: Packet, version: int) -> bytes:
+        """The packet's bytes.
+
+        Performance: a message routed to many subscribers becomes one PUBLISH per subscriber, mostly
+        all alike (same topic, payload, flags and properties; sessions that move in step even use the
+        same packet identifier). So the bytes of the last PUBLISH are kept, and reused for the next
+        one if it is the same in every field (payload and properties: the very same objects).
+        """
+        if type(packet) is not Publish:
+            return packet.encode(version)
+        fields = (version, packet.topic, packet.qos, packet.retain, packet.dup, packet.packet_id)
+        last = self._last_publish
+        if last is not None and last[0] == fields and last[1] is packet.payload and last[2] is packet.properties:
+            return last[3]
+        data = packet.encode(version)
+        self._last_publish = (fields, packet.payload, packet.properties, data)
+        return data
 
     def _reason(self, conn: Connection, text: str) -> Properties:
         """Properties carrying a Reason String, for 5.0 failure answers (mosquitto sends none; we do)."""

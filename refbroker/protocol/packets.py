@@ -49,7 +49,13 @@ class PacketType(IntEnum):
     AUTH = 15  # MQTT 5.0 only; reserved in 3.1 and 3.1.1
 
 
+# "PUBACK" ... by packet type. Performance: an Enum member's .name is a property, slow in a hot path.
+_PACKET_NAMES: dict[int, str] = {member: member.name for member in PacketType}
+
+
 def _fixed_header(packet_type: int, flags: int, body_length: int) -> bytes:
+    if body_length < 0x80:  # fast path: a Remaining Length below 128 is one byte, its own value
+        return bytes(((packet_type << 4) | flags, body_length))
     return bytes(((packet_type << 4) | flags,)) + encode_variable_byte_integer(body_length)
 
 
@@ -313,7 +319,7 @@ class _PublishAcknowledgement(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int):
-        name = cls.packet_type.name
+        name = _PACKET_NAMES[cls.packet_type]
         packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), name)
         reason_code, properties = 0, Properties()
         if version == MQTT_5 and reader.remaining:

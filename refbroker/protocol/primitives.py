@@ -119,7 +119,9 @@ class Reader:
         return value
 
     def binary(self, what: str = "binary data") -> bytes:
-        length = self.two_byte_int(f"the length of {what}")
+        if self.pos + 2 > self.end:  # checked here so the message is only formatted when it is needed
+            self._need(2, f"the length of {what}")
+        length = self.two_byte_int()
         self._need(length, what)
         value = bytes(self.data[self.pos:self.pos + length])
         self.pos += length

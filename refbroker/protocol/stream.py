@@ -55,18 +55,21 @@ class StreamDecoder:
     def next_raw_frame(self, data: bytes = b"") -> tuple[int, bytes] | None:
         """Like `feed` but returns the undecoded (first byte, body) of the next packet, for tools
         that want to look at bytes the decoder would refuse."""
-        self._buffer += data
-        frame = self._next_frame()
-        return None if frame is None else (frame[0], bytes(frame[1]))
+        if data:
+            self._buffer += data
+        return self._next_frame()
 
-    def _next_frame(self) -> tuple[int, memoryview] | None:
+    def _next_frame(self) -> tuple[int, bytes] | None:
         buffer = self._buffer
         if len(buffer) < 2:
             return None
-        decoded = decode_variable_byte_integer(buffer, 1)
-        if decoded is None:
-            return None
-        remaining_length, length_bytes = decoded
+        if buffer[1] < 0x80:  # fast path: a Remaining Length below 128 is one byte, its own value
+            remaining_length, length_bytes = buffer[1], 1
+        else:
+            decoded = decode_variable_byte_integer(buffer, 1)
+            if decoded is None:
+                return None
+            remaining_length, length_bytes = decoded
         header_size = 1 + length_bytes
         total = header_size + remaining_length
         if self.max_packet_size is not None and total > self.max_packet_size:
@@ -77,4 +80,4 @@ class StreamDecoder:
         first_byte = buffer[0]
         body = bytes(buffer[header_size:total])
         del buffer[:total]
-        return first_byte, memoryview(body)
+        return first_byte, body
