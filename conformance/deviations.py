@@ -142,6 +142,84 @@ _ALL: tuple[Deviation, ...] = (
             "Maximum 2 (property 21 00 02), SUBSCRIBE QoS 1, six QoS 1 messages published; the broker sends "
             "ids 1 and 2 and waits (correct); after PUBACK 40 02 00 01 it sends ids 3 and 4 (3 unacknowledged: "
             "2, 3, 4); after PUBACK for id 2 it sends ids 5 and 6. Reproduced three times in a row.")),
+    Deviation(
+        104, "mosquitto",
+        "MQTT 3.1.1 overlapping subscriptions: the one copy sent is at the QoS of the subscription mosquitto's "
+        "topic tree reaches first (an exact level before '+' before '#'), not at the highest granted QoS",
+        (("3.1.1", "MQTT-3.3.5-1"),), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_properties.py::test_deliveries_equal_matching_subscriptions); not in "
+        "mosquitto-deviations.md (row 5 concerns duplicate copies, not their QoS)",
+        evidence=(
+            "3.1.1 section 3.3.5: 'When Clients make subscriptions with Topic Filters that include wildcards, it "
+            "is possible for a Client's subscriptions to overlap so that a published message might match "
+            "multiple filters. In this case the Server MUST deliver the message to the Client respecting the "
+            "maximum QoS of all the matching subscriptions [MQTT-3.3.5-1].' Observed on mosquitto 2.0.11 "
+            "(default configuration, allow_duplicate_messages false), MQTT 3.1.1: one client subscribes to '#' "
+            "at QoS 1 and to 'ns1' at QoS 0 (SUBACKs grant 1 and 0); a QoS 1 PUBLISH to 'ns1' reaches it once, "
+            "as 30 06 00 03 6e 73 31 78 (QoS 0). The same with '+' at QoS 2 and 'ns1' at QoS 0, with the "
+            "subscriptions made in either order. Likewise 'ns1/a' at QoS 1 with 'ns1/#' or 'ns1/+' at QoS 2: a "
+            "QoS 2 PUBLISH to 'ns1/a' arrives once, as 32 0a 00 05 6e 73 31 2f 61 00 01 78 (QoS 1). With "
+            "'ns1/#' at QoS 1 and 'ns1' at QoS 0 the copy is QoS 1 (32 08 00 03 6e 73 31 00 01 78), as it must "
+            "be. MQTT 5.0 connections get one copy per subscription (e.g. 32 0b ... 00 01 00 78 and 34 0b ... "
+            "00 02 00 78), which the 5.0 text allows.")),
+    Deviation(
+        105, "mosquitto",
+        "CONNECT carrying Authentication Data without an Authentication Method is accepted (CONNACK 0x00) "
+        "instead of being refused as a Protocol Error",
+        (("5.0", "PE-3.1.2.11.10-a"), ("5.0", "MQTT-3.1.4-1")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_v5_protocol_errors.py::test_connect_authentication_data_without_method)",
+        evidence=(
+            "5.0 section 3.1.2.11.10: 'It is a Protocol Error to include Authentication Data if there is no "
+            "Authentication Method.' 4.13.1: on a Protocol Error the server MUST close the connection "
+            "[MQTT-4.13.1-1], and 3.1.4: 'The Server MUST validate that the CONNECT packet matches the format "
+            "described in section 3.1 and close the Network Connection if it does not match' [MQTT-3.1.4-1]. "
+            "Observed on mosquitto 2.0.11: CONNECT 10 21 00 04 4d 51 54 54 05 02 00 1e 05 16 00 02 01 02 00 0f "
+            "... (properties: 16 00 02 01 02 = Authentication Data only) is answered with CONNACK 20 09 00 00 06 "
+            "22 00 0a 21 00 14 (Success) and the connection stays open.")),
+    Deviation(
+        106, "mosquitto",
+        "A client PUBLISH carrying a Subscription Identifier (even the forbidden value 0) is accepted and "
+        "acknowledged instead of being treated as a Protocol Error",
+        (("5.0", "PE-3.3.4-a"), ("5.0", "PE-3.3.2.3.8-a")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_v5_protocol_errors.py::test_publish_from_client_with_subscription_identifier, "
+        "::test_publish_subscription_identifier_zero)",
+        evidence=(
+            "5.0 section 3.3.4: 'It is a Protocol Error for a PUBLISH packet to contain any Subscription "
+            "Identifier other than those received in SUBSCRIBE packet which caused it to flow. A PUBLISH packet "
+            "sent from a Client to a Server MUST NOT contain a Subscription Identifier [MQTT-3.3.4-6].' 3.3.2.3.8: "
+            "'It is a Protocol Error if the Subscription Identifier has a value of 0.' 4.13.1: the server MUST "
+            "close the connection [MQTT-4.13.1-1]. Observed on mosquitto 2.0.11: PUBLISH 32 34 00 18 "
+            "'conformance/.../x' 00 01 02 0b 05 'must not be delivered' (QoS 1, property 0b 05 = Subscription "
+            "Identifier 5) is answered with PUBACK 40 02 00 01 and the connection stays open; the same with "
+            "0b 00 (Subscription Identifier 0).")),
+    Deviation(
+        107, "mosquitto",
+        "A PUBLISH whose Response Topic contains a wildcard ('reply/+', 'reply/#') is accepted and forwarded "
+        "to subscribers with that Response Topic",
+        (("5.0", "MQTT-3.3.2-14"),), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_v5_protocol_errors.py::test_response_topic_with_wildcard_not_forwarded)",
+        evidence=(
+            "5.0 section 3.3.2.3.5: 'The Response Topic MUST NOT contain wildcard characters [MQTT-3.3.2-14].' The "
+            "statement binds every sender of a PUBLISH, the server included, and 'The Server MUST send the Response "
+            "Topic unaltered to all subscribers receiving the Application Message [MQTT-3.3.2-15]', so a server "
+            "can only refuse such a message (close, or PUBACK/PUBREC 0x80+), never forward it. Observed on "
+            "mosquitto 2.0.11: PUBLISH 32 2e 00 18 'conformance/.../x' 00 01 0a 08 00 07 72 65 70 6c 79 2f 2b "
+            "'payload' (Response Topic 'reply/+') gets PUBACK 40 02 00 01, and the subscriber receives 32 2e ... "
+            "0a 08 00 07 72 65 70 6c 79 2f 2b ... with the wildcard Response Topic; the same for 'reply/#'.")),
+    Deviation(
+        108, "mosquitto",
+        "A shared-subscription filter with an empty ShareName ('$share//x', '$share/') is granted (SUBACK 0x00) "
+        "instead of refused",
+        (("5.0", "MQTT-4.8.2-1"),), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        "found by this suite (test_v5.py::test_shared_subscription_without_share_name_refused)",
+        evidence=(
+            "5.0 section 4.8.2: '$share is a literal string that marks the Topic Filter as being a Shared "
+            "Subscription Topic Filter.' ... 'A Shared Subscription's Topic Filter MUST start with $share/ and "
+            "MUST contain a ShareName that is at least one character long [MQTT-4.8.2-1].' Observed on mosquitto "
+            "2.0.11 (MQTT 5.0): SUBSCRIBE 82 0f 00 01 00 00 09 24 73 68 61 72 65 2f 2f 78 00 ('$share//x', QoS 0) "
+            "is answered with SUBACK 90 04 00 01 00 00 (granted QoS 0); SUBSCRIBE 82 0d 00 01 00 00 07 24 73 68 61 "
+            "72 65 2f 00 ('$share/') likewise. A ShareName with a wildcard ('$share/g+/x') is refused with "
+            "DISCONNECT 0x81, so the check exists but lets an empty ShareName through.")),
 )
 
 DEVIATIONS: dict[int, Deviation] = {d.number: d for d in _ALL}

@@ -92,3 +92,75 @@ def gather_publishes(clients: list[RawClient], count: int, timeout: float = 3.0)
     for index, client in enumerate(clients):
         results[index] += client.collect_publishes(QUIET)
     return results
+
+
+# ------------------------------------------------------------- hand-built MQTT 5.0 packets (for errors)
+# The codec refuses to encode some broken packets (a property twice, a property in the wrong packet),
+# so the tests that need them build the bytes here from encoded pieces.
+
+
+def property_bytes(**values) -> bytes:
+    """The encoded properties of Properties(**values), without their Property Length."""
+    from refbroker.protocol.primitives import decode_variable_byte_integer
+    from refbroker.protocol.properties import encode_properties
+
+    raw = encode_properties(Properties(**values))
+    length, used = decode_variable_byte_integer(raw)
+    return raw[used:used + length]
+
+
+def property_block(*parts: bytes) -> bytes:
+    """A Property Length followed by `parts` (e.g. the same property twice)."""
+    from refbroker.protocol.primitives import encode_variable_byte_integer
+
+    body = b"".join(parts)
+    return encode_variable_byte_integer(len(body)) + body
+
+
+def twice(**values) -> bytes:
+    """A property block carrying the property (or properties) of `values` two times."""
+    one = property_bytes(**values)
+    return property_block(one, one)
+
+
+def frame(first_byte: int, body: bytes) -> bytes:
+    from ..client import frame_bytes
+
+    return frame_bytes(first_byte, body)
+
+
+def v5_connect(client_id: str, props: bytes = b"\x00", *, will: tuple[str, bytes, int] | None = None,
+               will_props: bytes = b"\x00", clean_start: bool = True, keep_alive: int = 30) -> bytes:
+    """A v5 CONNECT with the given (already encoded) property blocks."""
+    from refbroker.protocol.primitives import encode_binary, encode_utf8
+
+    flags = (clean_start << 1) | ((0x04 | (will[2] << 3)) if will else 0)
+    body = encode_utf8("MQTT") + bytes((5, flags)) + keep_alive.to_bytes(2, "big") + props + encode_utf8(client_id)
+    if will:
+        body += will_props + encode_utf8(will[0]) + encode_binary(will[1])
+    return frame(0x10, body)
+
+
+def v5_publish(topic: str, payload: bytes = b"x", *, qos: int = 0, packet_id: int | None = None,
+               props: bytes = b"\x00", topic_bytes: bytes | None = None) -> bytes:
+    """A v5 PUBLISH with an already encoded property block (and optionally raw topic bytes)."""
+    from refbroker.protocol.primitives import encode_utf8
+
+    name = encode_utf8(topic) if topic_bytes is None else len(topic_bytes).to_bytes(2, "big") + topic_bytes
+    body = name + (packet_id.to_bytes(2, "big") if qos else b"") + props + payload
+    return frame(0x30 | (qos << 1), body)
+
+
+def v5_ack(first_byte: int, packet_id: int, reason: int = 0, props: bytes = b"\x00") -> bytes:
+    """PUBACK (0x40), PUBREC (0x50), PUBREL (0x62) or PUBCOMP (0x70) with a reason code and properties."""
+    return frame(first_byte, packet_id.to_bytes(2, "big") + bytes((reason,)) + props)
+
+
+def v5_subscribe(packet_id: int, topic_filter: str, options: int = 0, props: bytes = b"\x00") -> bytes:
+    from refbroker.protocol.primitives import encode_utf8
+
+    return frame(0x82, packet_id.to_bytes(2, "big") + props + encode_utf8(topic_filter) + bytes((options,)))
+
+
+def v5_disconnect(reason: int = 0, props: bytes = b"\x00") -> bytes:
+    return frame(0xE0, bytes((reason,)) + props)

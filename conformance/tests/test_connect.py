@@ -100,7 +100,8 @@ def test_unsupported_protocol_level(client_factory, version, level):
     raise ConformanceFailure(f"expected CONNACK 20 02 00 01 then close, got {raw.hex(' ')}")
 
 
-@pytest.mark.spec("MQTT-3.1.2-1", "MQTT-3.1.4-1")
+@pytest.mark.spec("MQTT-3.1.2-1", version="3.1.1")
+@pytest.mark.spec("MQTT-3.1.2-1", "MQTT-3.1.4-1", version="5.0")
 def test_wrong_protocol_name_is_not_treated_as_mqtt(client_factory, version):
     """Protocol name "MQTX": the server must not accept it as MQTT (close, or 5.0 CONNACK 0x84)."""
     client = client_factory(connect=False)
@@ -211,7 +212,7 @@ def test_packets_after_refused_connect_are_ignored(client_factory, version, topi
     watcher.expect_nothing(QUIET)
 
 
-@pytest.mark.spec("MQTT-3.2.2-8", "MQTT-3.1.2-28", "MQTT-4.12.0-6", version="5.0")
+@pytest.mark.spec("MQTT-3.1.2-28", "MQTT-4.12.0-6", version="5.0")
 def test_v5_connack_properties_are_sane(client_factory, version):
     """CONNACK properties have legal values, and there is no Response Information nor auth method unasked."""
     client = client_factory(connect=False)

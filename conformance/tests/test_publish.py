@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import known_deviation
-from conformance.client import ConformanceFailure
+from conformance.client import ConformanceFailure, ConnectionClosed
 from refbroker.protocol import MQTT_5, Puback, Pubcomp, Publish, Pubrec, Pubrel
 
 from .helpers import QUIET, expect_close_for_bad_packet, receive_publishes
@@ -211,7 +211,7 @@ def test_every_matching_subscriber_receives(client_factory, version, topic):
     other.expect_nothing(QUIET)
 
 
-@pytest.mark.spec("MQTT-3.3.5-2", "MQTT-2.3.1-6", version="3.1.1")
+@pytest.mark.spec("MQTT-2.3.1-6", version="3.1.1")
 @pytest.mark.spec("MQTT-3.4.2-1", "MQTT-2.2.1-5", version="5.0")
 def test_publish_without_subscribers_is_acknowledged(client_factory, version, topic):
     """QoS 1 and 2 publishes that match no subscription are still acknowledged normally."""
@@ -244,3 +244,18 @@ def test_pubrel_for_unknown_packet_id_gets_pubcomp(client_factory, version):
     assert pubcomp.packet_id == 0x2222
     if version == MQTT_5:
         assert pubcomp.reason_code in (0x00, 0x92), f"PUBCOMP reason 0x{pubcomp.reason_code:02X}"
+
+
+@pytest.mark.spec("MQTT-3.3.5-2", version="3.1.1")
+def test_publish_the_server_may_refuse_is_acknowledged_or_closed(client_factory, version):
+    """3.1.1 cannot tell a client that a PUBLISH was not authorised, so the server "MUST either make a
+    positive acknowledgement, according to the normal QoS rules, or close the Network Connection"
+    [MQTT-3.3.5-2]. A client PUBLISH to $SYS/... is one brokers commonly do not authorise (mosquitto
+    keeps $SYS for itself); authorised or not, QoS 1 gets its PUBACK and QoS 2 its PUBREC and PUBCOMP,
+    unless the connection is closed."""
+    client = client_factory()
+    for qos in (1, 2):
+        try:
+            client.publish(f"$SYS/conformance/{client.client_id}", b"may be refused", qos=qos)
+        except ConnectionClosed:
+            return

@@ -35,7 +35,10 @@ def test_retained_message_delivered_to_new_subscription(client_factory, version,
 @pytest.mark.spec("MQTT-3.3.1-5", "MQTT-3.3.1-7", version="3.1.1")
 @pytest.mark.spec("MQTT-3.3.1-5", version="5.0")
 def test_retained_message_replaced_by_newer(client_factory, version, retain_topic):
-    """Only the newest retained message of a topic is kept (a QoS 0 one replaces a QoS 1 one too)."""
+    """Only the newest retained message of a topic is kept (a QoS 0 one replaces a QoS 1 one too).
+
+    The server "SHOULD store the new QoS 0 message ... but MAY choose to discard it at any time" (3.3.1.3
+    in both versions), so no retained message at all is allowed too; the old one never is."""
     publisher = client_factory("publisher")
     publisher.publish(retain_topic, b"old", qos=1, retain=True)
     publisher.publish(retain_topic, b"new", qos=0, retain=True)
@@ -43,7 +46,8 @@ def test_retained_message_replaced_by_newer(client_factory, version, retain_topi
     sub = client_factory("subscriber")
     sub.subscribe((retain_topic, 1))
     received = receive_publishes(sub, 1)
-    assert [(p.payload, p.qos, p.retain) for p in received] == [(b"new", 0, True)], received
+    got = [(p.payload, p.qos, p.retain) for p in received]
+    assert got in ([(b"new", 0, True)], []), f"expected the QoS 0 retained message (or none), got {got}"
 
 
 @pytest.mark.spec("MQTT-3.3.1-10", "MQTT-3.3.1-11", version="3.1.1")
