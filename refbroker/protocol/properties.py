@@ -267,6 +267,10 @@ def decode_properties(reader: Reader, packet: str) -> Properties:
                 reason_code, rule = _FORBIDDEN_VALUE_REASON.get(attribute, (None, None))
                 raise ProtocolError(f"{definition.name} has the forbidden value {value} (section {allowed[1]})",
                                     rule=rule, reason_code=reason_code)
+            if attribute == "response_topic" and ("+" in value or "#" in value):
+                # A Response Topic is a Topic Name, so it carries no wildcards [MQTT-3.3.2-14]; a server
+                # could only forward it unaltered [MQTT-3.3.2-15], so it refuses the packet instead.
+                raise ProtocolError(f"Response Topic {value!r} contains a wildcard", rule="MQTT-3.3.2-14")
             if definition.repeatable:
                 getattr(properties, attribute).append(value)
             else:

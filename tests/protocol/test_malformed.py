@@ -271,6 +271,8 @@ BAD: list[Bad] = [
         None, "Maximum Packet Size 0 (3.1.2.11.4)"),
     Bad("topic-alias-0", 5, "30 07 00 01 61 03 23 00 00", P, 0x94, "MQTT-3.3.2-8",
         "Topic Alias 0: DISCONNECT 0x94 Topic Alias invalid (3.3.4)"),
+    Bad("response-topic-with-wildcard", 5, "30 0A 00 01 74 06 08 00 03 61 2F 2B", P, 0x82, "MQTT-3.3.2-14",
+        "Response Topic 'a/+' contains a wildcard (3.3.2.3.5)"),
     Bad("subscription-identifier-0-subscribe", 5, "82 08 00 01 02 0B 00 00 01 61 00", P, 0x82, None,
         "Subscription Identifier 0 (3.8.2.1.2)"),
     Bad("subscription-identifier-0-publish", 5, "30 06 00 01 61 02 0B 00", P, 0x82, None,
