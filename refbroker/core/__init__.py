@@ -1,6 +1,12 @@
 """The broker as a sans-IO state machine: bytes and time in, packets to send and connections to close out.
 
-    broker.py        the `Broker`: connection lifecycle, one handler per packet type, routing
+    broker.py        the `Broker`: entry points, shared state, dispatch to the handlers below, sending, $SYS
+    connect.py       CONNECT: client id, authentication, takeover, session, CONNACK properties
+    authentication.py AUTH: enhanced authentication and re-authentication steps (5.0)
+    publish_flow.py  inbound PUBLISH, PUBACK / PUBREC / PUBREL / PUBCOMP
+    routing.py       route a message to matching sessions, deliver, fill the in-flight window
+    subscribe.py     SUBSCRIBE and UNSUBSCRIBE
+    lifecycle.py     PINGREQ, DISCONNECT, protocol errors, closing, wills, keep alive and expiry timers
     connection.py    what one network connection negotiated
     sessions.py      session state and its expiry
     qos.py           QoS 1/2 flows both ways, packet identifiers, in-flight window and queue

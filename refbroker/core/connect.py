@@ -1,0 +1,297 @@
+"""CONNECT: from the first packet of a connection to CONNACK.
+
+A CONNECT we cannot read is refused (`refuse_bad_connect`). One we can read goes through
+`on_connect`: the client id is chosen (or assigned), the client authenticated (with a password, or
+through the AUTH exchange of authentication.py), and what it asks checked against what we support.
+`accept` then takes over a connection with the same client id, opens or resumes the session,
+negotiates keep alive and limits (the CONNACK properties in 5.0) and answers CONNACK 0x00.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..protocol import (
+    MQTT_3_1,
+    MQTT_3_1_1,
+    MQTT_5,
+    Connack,
+    Connect,
+    ConnectReturnCode,
+    Disconnect,
+    MalformedPacket,
+    MQTTError,
+    Properties,
+    ReasonCode,
+    UnsupportedProtocolVersion,
+)
+from ..protocol.reason_codes import VALID_REASON_CODES
+from . import authentication
+from .auth import authenticate
+from .connection import AUTHENTICATING, CONNECTED, Connection
+from .lifecycle import close, end_session
+from .messages import Message
+from .routing import fill_window
+from .sessions import NEVER_EXPIRES, Session
+from .topic_aliases import InboundTopicAliases, OutboundTopicAliases
+
+if TYPE_CHECKING:
+    from .broker import Broker
+
+
+# mosquitto's "p" number in "New client connected ... (p2, c1, k60)"
+_MOSQUITTO_PROTOCOL_NUMBER = {MQTT_3_1: 1, MQTT_3_1_1: 2, MQTT_5: 5}
+
+
+def refuse_bad_connect(broker: Broker, conn: Connection, body: bytes, error: MQTTError, now: float) -> None:
+    """The first packet could not be read as an acceptable CONNECT."""
+    level = _peek_protocol_level(body)
+    broker._log("notice", f"Bad CONNECT from {conn.name}: {error}")
+    if isinstance(error, UnsupportedProtocolVersion):
+        # [MQTT-3.1.2-2]: CONNACK return code 0x01 in the 3.1.1 format (what mosquitto 2.0.11 sends
+        # too; a level we do not know gives no clue that the client would read a 5.0 CONNACK)
+        conn.version = MQTT_3_1_1
+        broker._send(conn, Connack(ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
+    elif error.rule == "MQTT-3.1.2-1":
+        pass  # not MQTT at all: close without answering [MQTT-3.1.2-1]
+    elif level == MQTT_5:
+        # 5.0: a CONNACK with the reason code, then close [MQTT-3.1.4-1], 4.13
+        conn.version = MQTT_5
+        code = error.reason_code if error.reason_code in VALID_REASON_CODES["CONNACK"] else (
+            ReasonCode.MALFORMED_PACKET if isinstance(error, MalformedPacket) else ReasonCode.PROTOCOL_ERROR)
+        broker._send(conn, Connack(code, properties=Properties(reason_string=str(error))))
+    # 3.1 / 3.1.1: a malformed CONNECT is closed without CONNACK [MQTT-3.1.4-1] (3.1.1)
+    close(broker, conn, now, publish_will=False, reason=str(error))
+
+
+def refuse(broker: Broker, conn: Connection, v3_code: int, v5_code: int, why: str, now: float) -> None:
+    """Answer CONNECT with a failure CONNACK (Session Present 0 [MQTT-3.2.2-4] (3.1.1) /
+    [MQTT-3.2.2-6] (5.0)) and close [MQTT-3.2.2-5] (3.1.1) / [MQTT-3.2.2-7] (5.0)."""
+    broker._log("notice", f"Refused connection from {conn.peer or conn.name}: {why}")
+    code = v5_code if conn.version == MQTT_5 else v3_code
+    broker._send(conn, Connack(code, properties=broker._reason(conn, why)))
+    close(broker, conn, now, publish_will=False, reason=why)
+
+
+def on_connect(broker: Broker, conn: Connection, connect: Connect, now: float) -> None:
+    conn.version = conn.decoder.version = connect.protocol_level
+    client_id, assigned = _choose_client_id(broker, conn, connect, now)
+    if client_id is None or not _may_accept(broker, conn, connect, now):
+        return  # refused, and closed
+    conn.client_id = client_id
+    method = connect.properties.authentication_method if conn.version == MQTT_5 else None
+    if method is None:
+        accept(broker, conn, connect, assigned, now)
+        return
+    # Enhanced authentication (5.0 4.12): the method's exchange decides before any session exists
+    factory = broker._auth_methods.get(method)
+    if factory is None:
+        # A method we do not support: CONNACK 0x8C and close [MQTT-4.12.0-1]
+        refuse(broker, conn, 0, ReasonCode.BAD_AUTHENTICATION_METHOD,
+               f"authentication method {method!r} is not supported", now)
+        return
+    conn.auth_method, conn.auth_exchange = method, factory()
+    conn.pending_connect = (connect, assigned)
+    conn.state = AUTHENTICATING
+    authentication.authentication_step(broker, conn, connect.properties.authentication_data, now)
+
+
+def accept(broker: Broker, conn: Connection, connect: Connect, assigned: str | None, now: float,
+           auth: Properties | None = None) -> None:
+    """The client is who it says: take over, open the session, negotiate, CONNACK 0x00."""
+    client_id = conn.client_id
+    _take_over(broker, client_id, now)
+    session, session_present = _open_session(broker, conn, connect, now)
+    connack_properties = _negotiate(broker, conn, connect, assigned, now)
+    if auth is not None:
+        # The same Authentication Method in a successful CONNACK [MQTT-4.12.0-5], with the
+        # method's final data; never without a method in CONNECT [MQTT-4.12.0-6]
+        connack_properties.authentication_method = auth.authentication_method
+        connack_properties.authentication_data = auth.authentication_data
+    broker._log("notice", f"New client connected from {conn.peer} as {client_id} "
+                          f"(p{_MOSQUITTO_PROTOCOL_NUMBER[conn.version]}, c{int(connect.clean_start)}, "
+                          f"k{connect.keep_alive}" + (f", u'{conn.username}'" if conn.username else "") + ").")
+    # Accepted [MQTT-3.1.4-4] (3.1.1), [MQTT-3.1.4-5] (5.0)
+    broker._send(conn, Connack(ConnectReturnCode.ACCEPTED, session_present, connack_properties))
+    broker._connected_max = max(broker._connected_max, broker._connected)
+    broker.counters.connects += 1
+    # A resumed session: first what was in flight, in order [MQTT-4.4.0-1], then the queue
+    if session_present:
+        for packet in session.outgoing.retransmit(now):
+            broker._send(conn, packet)
+        fill_window(broker, conn, now)
+
+
+def _choose_client_id(broker: Broker, conn: Connection, connect: Connect, now: float) -> tuple[str | None, str | None]:
+    """(client id, the id we assigned or None); (None, None) if the CONNECT was refused."""
+    settings = broker.settings
+    client_id, version = connect.client_id, conn.version
+    if version == MQTT_3_1 and not 1 <= len(client_id) <= 23:
+        # MQTT 3.1 (section 3.1): 1 to 23 characters, else return code 2
+        refuse(broker, conn, ConnectReturnCode.IDENTIFIER_REJECTED, 0, "client id must be 1-23 characters", now)
+        return None, None
+    if client_id:
+        return client_id, None
+    if version == MQTT_3_1_1 and not connect.clean_start:
+        # Empty client id with Clean Session 0: return code 2 [MQTT-3.1.3-8] (3.1.1)
+        refuse(broker, conn, ConnectReturnCode.IDENTIFIER_REJECTED, 0, "zero length client id needs clean session",
+               now)
+        return None, None
+    if not settings.allow_zero_length_clientid:
+        # [MQTT-3.1.3-9] (3.1.1), [MQTT-3.1.3-8] (5.0)
+        refuse(broker, conn, ConnectReturnCode.IDENTIFIER_REJECTED, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+               "zero length client ids are not allowed", now)
+        return None, None
+    # A unique id of our own [MQTT-3.1.3-6]; 5.0 tells the client [MQTT-3.1.3-7], [MQTT-3.2.2-16]
+    client_id = broker._new_client_id(settings.auto_id_prefix)
+    while client_id in broker.sessions:
+        client_id = broker._new_client_id(settings.auto_id_prefix)
+    return client_id, client_id
+
+
+def _may_accept(broker: Broker, conn: Connection, connect: Connect, now: float) -> bool:
+    """Authentication, and what the CONNECT asks that the server does not support."""
+    settings = broker.settings
+    v5 = conn.version == MQTT_5
+    if settings.server_reference is not None:
+        # Server redirection (5.0 4.11): 0x9C Use another server (temporarily) or 0x9D Server moved,
+        # with the Server Reference. 3.1/3.1.1 know no redirection: return code 3 Server unavailable.
+        # Then close [MQTT-3.2.2-5] (3.1.1), [MQTT-3.2.2-7] (5.0)
+        broker._log("notice", f"Redirected {conn.peer or conn.name} to {settings.server_reference}.")
+        code = ReasonCode.SERVER_MOVED if settings.server_moved else ReasonCode.USE_ANOTHER_SERVER
+        properties = Properties(server_reference=settings.server_reference) if v5 else Properties()
+        broker._send(conn, Connack(code if v5 else ConnectReturnCode.SERVER_UNAVAILABLE, properties=properties))
+        close(broker, conn, now, publish_will=False, reason="redirected")
+        return False
+    if not v5 or connect.properties.authentication_method is None:
+        accepted, username, why = authenticate(settings, connect, conn.identity)
+        if not accepted:
+            # Authentication failed: CONNACK 5 / 0x87 (as mosquitto 2.0.11), then close
+            # [MQTT-3.2.2-5] (3.1.1), [MQTT-3.1.4-2] (5.0)
+            refuse(broker, conn, ConnectReturnCode.NOT_AUTHORIZED, ReasonCode.NOT_AUTHORIZED, why, now)
+            return False
+        conn.username = username
+    will = connect.will
+    if will is not None and will.qos > settings.max_qos:
+        # 5.0: CONNACK 0x9B [MQTT-3.2.2-12]; 3.1.1 has no return code for it: close [MQTT-3.2.2-6]
+        if v5:
+            refuse(broker, conn, 0, ReasonCode.QOS_NOT_SUPPORTED, "will QoS is not supported", now)
+        else:
+            close(broker, conn, now, publish_will=False, reason="will QoS above max_qos")
+        return False
+    if will is not None and will.retain and not settings.retain_available:
+        # 5.0: CONNACK 0x9A [MQTT-3.2.2-13]; 3.1.1: close [MQTT-3.2.2-6]
+        if v5:
+            refuse(broker, conn, 0, ReasonCode.RETAIN_NOT_SUPPORTED, "retained messages are not supported", now)
+        else:
+            close(broker, conn, now, publish_will=False, reason="retained will without retain support")
+        return False
+    return True
+
+
+def _take_over(broker: Broker, client_id: str, now: float) -> None:
+    """A client with this id is connected already: the older connection goes [MQTT-3.1.4-2] (3.1.1);
+    5.0 tells it why with DISCONNECT 0x8E [MQTT-3.1.4-3] (mosquitto sends that only from 2.1.0)."""
+    existing = broker.sessions.get(client_id)
+    if existing is None or existing.connection is None:
+        return
+    old = existing.connection
+    broker._log("notice", f"Client {client_id} already connected, closing old connection.")
+    if old.version == MQTT_5:
+        broker._send(old, Disconnect(ReasonCode.SESSION_TAKEN_OVER,
+                                     broker._reason(old, "another connection took over the session")))
+    close(broker, old, now, publish_will=True, reason="session taken over")
+
+
+def _open_session(broker: Broker, conn: Connection, connect: Connect, now: float) -> tuple[Session, bool]:
+    """Clean Start / Clean Session handling [MQTT-3.1.4-3] (3.1.1), [MQTT-3.1.4-4] (5.0):
+    the session for this connection, and whether it existed already (Session Present)."""
+    client_id = conn.client_id
+    existing = broker.sessions.get(client_id)
+    if existing is not None and existing.expires_at is not None and now >= existing.expires_at:
+        end_session(broker, existing, now)  # expired, its timer just has not fired yet
+        existing = None
+    if conn.version == MQTT_5:
+        expiry = connect.properties.session_expiry_interval or 0
+    else:
+        expiry = 0 if connect.clean_start else NEVER_EXPIRES
+    if connect.clean_start or existing is None:
+        # Clean Start / Clean Session 1: any earlier session is discarded
+        # [MQTT-3.1.2-6] (3.1.1), [MQTT-3.1.2-4] (5.0); else a new one [MQTT-3.1.2-6] (5.0).
+        # Session Present 0 [MQTT-3.2.2-1/3] (3.1.1), [MQTT-3.2.2-2/3] (5.0)
+        if existing is not None:
+            end_session(broker, existing, now)
+        session, present = Session(client_id), False
+        broker.sessions[client_id] = session
+    else:
+        # Resume the stored session [MQTT-3.1.2-4] (3.1.1), [MQTT-3.1.2-5] (5.0); Session Present 1
+        # [MQTT-3.2.2-2] (3.1.1), [MQTT-3.2.2-3] (5.0)
+        session, present = existing, True
+        # A new connection before the Will Delay passed: that will is not sent [MQTT-3.1.3-9] (5.0)
+        broker.pending_wills.pop(client_id, None)
+    session.expiry_interval = expiry
+    session.expires_at = None
+    session.connection = conn
+    session.protocol_level = conn.version
+    session.username = conn.username
+    conn.session = session
+    conn.state = CONNECTED
+    broker._connected += 1
+    conn.connect_session_expiry = expiry
+    return session, present
+
+
+def _negotiate(broker: Broker, conn: Connection, connect: Connect, assigned: str | None, now: float) -> Properties:
+    """Keep alive, limits and will for this connection; returns the CONNACK properties (5.0)."""
+    settings = broker.settings
+    properties = connect.properties
+    connack_properties = Properties()
+    keep_alive = connect.keep_alive
+    client_window = 65535
+    if conn.version == MQTT_5:
+        if keep_alive > settings.max_keepalive or (keep_alive == 0 and settings.max_keepalive):
+            # Server Keep Alive: the client must use ours [MQTT-3.1.2-21]. Like mosquitto 2.0.11,
+            # also sent (as max_keepalive) when the client asked for no keep alive at all.
+            keep_alive = settings.max_keepalive
+            connack_properties.server_keep_alive = keep_alive
+        if assigned is not None:
+            connack_properties.assigned_client_identifier = assigned
+        connack_properties.receive_maximum = settings.receive_maximum
+        if settings.max_topic_alias:
+            connack_properties.topic_alias_maximum = settings.max_topic_alias
+        if settings.max_qos < 2:
+            connack_properties.maximum_qos = settings.max_qos  # [MQTT-3.2.2-9]
+        if not settings.retain_available:
+            connack_properties.retain_available = 0
+        if settings.max_packet_size:
+            connack_properties.maximum_packet_size = settings.max_packet_size
+        client_window = properties.receive_maximum or 65535
+        conn.maximum_packet_size = properties.maximum_packet_size
+        conn.problem_information = properties.request_problem_information != 0
+        conn.aliases = InboundTopicAliases(settings.max_topic_alias)
+        if settings.assign_topic_aliases and properties.topic_alias_maximum:
+            conn.outbound_aliases = OutboundTopicAliases(properties.topic_alias_maximum)
+        if properties.request_response_information and settings.response_information is not None:
+            # Only when asked for [MQTT-3.1.2-28]; mosquitto 2.0 never sends it (off by default)
+            connack_properties.response_information = settings.response_information.replace(
+                "%c", conn.client_id)
+    conn.send_window = min(settings.receive_maximum, client_window)
+    conn.keep_alive = keep_alive
+    if keep_alive:
+        broker.timers.schedule(now + keep_alive * 1.5, ("keepalive", conn.id))
+    if settings.max_packet_size:
+        conn.decoder.max_packet_size = settings.max_packet_size
+    if connect.will is not None:
+        # Kept until the connection ends [MQTT-3.1.2-8] (3.1.1), [MQTT-3.1.2-7] (5.0)
+        conn.will = Message.from_will(connect.will, conn.client_id)
+        conn.will_delay = connect.will.properties.will_delay_interval or 0
+    return connack_properties
+
+
+def _peek_protocol_level(body: bytes) -> int | None:
+    """The protocol level byte of a CONNECT body we could not decode (it follows the protocol name)."""
+    if len(body) < 2:
+        return None
+    name_length = (body[0] << 8) | body[1]
+    index = 2 + name_length
+    return body[index] if index < len(body) else None
