@@ -75,6 +75,10 @@ def refuse(broker: Broker, conn: Connection, v3_code: int, v5_code: int, why: st
 
 def on_connect(broker: Broker, conn: Connection, connect: Connect, now: float) -> None:
     conn.version = conn.decoder.version = connect.protocol_level
+    if conn.version == MQTT_5:
+        # Known before any answer, so that even a refusing CONNACK respects them [MQTT-3.1.2-24]
+        conn.maximum_packet_size = connect.properties.maximum_packet_size
+        conn.problem_information = connect.properties.request_problem_information != 0
     client_id, assigned = _choose_client_id(broker, conn, connect, now)
     if client_id is None or not _may_accept(broker, conn, connect, now):
         return  # refused, and closed
@@ -266,8 +270,6 @@ def _negotiate(broker: Broker, conn: Connection, connect: Connect, assigned: str
         if settings.max_packet_size:
             connack_properties.maximum_packet_size = settings.max_packet_size
         client_window = properties.receive_maximum or 65535
-        conn.maximum_packet_size = properties.maximum_packet_size
-        conn.problem_information = properties.request_problem_information != 0
         conn.aliases = InboundTopicAliases(settings.max_topic_alias)
         if settings.assign_topic_aliases and properties.topic_alias_maximum:
             conn.outbound_aliases = OutboundTopicAliases(properties.topic_alias_maximum)
