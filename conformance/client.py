@@ -1,6 +1,7 @@
 """A raw, synchronous MQTT test client for the conformance suite.
 
-It talks to a broker over a plain TCP socket and does nothing behind the test's back: no automatic
+It talks to a broker over a plain TCP socket (or, with `websocket=True`, over WebSocket with the
+subprotocol "mqtt", one binary message per packet sent) and does nothing behind the test's back: no automatic
 acknowledgements, no retries, no keep-alive pings. It frames the byte stream itself (one `recv` is
 not one packet) with `refbroker.protocol.StreamDecoder`, decodes with the project's codec, and keeps
 a trace of every packet in both directions for the results file.
@@ -160,7 +161,7 @@ class RawClient:
     """
 
     def __init__(self, host: str, port: int, version: int, *, client_id: str = "", name: str | None = None,
-                 connect_timeout: float = 5.0, default_timeout: float = DEFAULT_TIMEOUT):
+                 connect_timeout: float = 5.0, default_timeout: float = DEFAULT_TIMEOUT, websocket: bool = False):
         self.host, self.port = host, port
         self.version = version
         self.client_id = client_id
@@ -176,6 +177,10 @@ class RawClient:
         self._unframed = bytearray()  # bytes received and not yet handed out as frames (mirrors the decoder)
         self._packet_ids = itertools.cycle(range(1, 0x10000))
         self._t0 = time.monotonic()
+        self.ws = None  # the websockets connection when `websocket`
+        if websocket:
+            self._open_websocket(host, port, version, connect_timeout)
+            return
         try:
             self.sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as exc:
@@ -183,6 +188,22 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
         self._event("open", f"TCP connection to {host}:{port} (MQTT {VERSION_NAMES.get(version, version)})")
+
+    def _open_websocket(self, host: str, port: int, version: int, connect_timeout: float) -> None:
+        try:
+            from websockets.sync.client import connect as ws_connect
+        except ImportError as exc:
+            raise HarnessError(f"MQTT over WebSocket needs the 'websockets' package: {exc}") from exc
+        uri = f"ws://{host}:{port}/mqtt"
+        try:
+            connection = ws_connect(uri, subprotocols=["mqtt"], open_timeout=connect_timeout, compression=None,
+                                    max_size=None)
+            self.ws = connection.__enter__()  # closed by close(); entering keeps websockets from warning
+        except Exception as exc:  # noqa: BLE001 - refused handshake, unreachable...
+            raise HarnessError(f"cannot open a WebSocket to the broker at {uri}: {exc}") from exc
+        self.sock = self.ws.socket
+        self._event("open", f"WebSocket connection to {uri}, subprotocol {self.ws.subprotocol!r} "
+                            f"(MQTT {VERSION_NAMES.get(version, version)})")
 
     # -------------------------------------------------------------------------------------- trace
 
@@ -247,6 +268,9 @@ class RawClient:
         if self.peer_closed:
             self._event("send-failed", "not sent: the broker had already closed the connection")
             return
+        if self.ws is not None:
+            self._ws_send(data)
+            return
         view = memoryview(data)
         deadline = time.monotonic() + 10.0
         while view:
@@ -261,6 +285,30 @@ class RawClient:
                 self._mark_peer_closed(f"send failed: {exc.strerror or exc}")
                 return
 
+    def _ws_send(self, message: bytes | str) -> None:
+        from websockets.exceptions import ConnectionClosed as WsClosed
+        try:
+            self.ws.send(message)
+        except WsClosed as exc:
+            self._mark_peer_closed(f"WebSocket closed: {exc}")
+        except OSError as exc:
+            self._mark_peer_closed(f"send failed: {exc.strerror or exc}")
+
+    def send_websocket_message(self, data: bytes | str, note: str | None = None) -> None:
+        """WebSocket only: send `data` as one message, binary for bytes and text for str, whatever it holds
+        (part of a packet, several packets...)."""
+        if self.ws is None:
+            raise HarnessError(f"{self.name}: send_websocket_message needs a WebSocket client")
+        kind = "text" if isinstance(data, str) else "binary"
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        self._record("out", "WS-" + kind.upper(), note or f"one {kind} WebSocket message", raw)
+        if self.closed:
+            raise HarnessError(f"{self.name}: send after the test closed the connection")
+        if self.peer_closed:
+            self._event("send-failed", "not sent: the broker had already closed the connection")
+            return
+        self._ws_send(data)
+
     # ------------------------------------------------------------------------------------ receiving
 
     def _mark_peer_closed(self, how: str) -> None:
@@ -273,6 +321,8 @@ class RawClient:
 
         Returns False on timeout.
         """
+        if self.ws is not None:
+            return self._ws_read_some(deadline)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -303,6 +353,38 @@ class RawClient:
             if frame is not None:
                 self._frames.append(self._framed(frame))
             return True
+
+    def _ws_read_some(self, deadline: float) -> bool:
+        from websockets.exceptions import ConnectionClosed as WsClosed
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                message = self.ws.recv(timeout=remaining)
+            except TimeoutError:
+                return False
+            except WsClosed as exc:
+                self._mark_peer_closed(f"WebSocket closed: {exc}")
+                return True
+            except OSError as exc:
+                self._mark_peer_closed(f"{exc.strerror or exc}")
+                return True
+            if isinstance(message, str):
+                # [MQTT-6.0.0-1]: MQTT travels in binary frames; the trace keeps what came
+                self._record("in", "WS-TEXT", "a text WebSocket message from the broker", message.encode("utf-8"))
+                continue
+            self._feed(bytes(message))
+            return True
+
+    def _feed(self, data: bytes) -> None:
+        self._unframed += data
+        try:
+            frame = self._decoder.next_raw_frame(data)
+        except MQTTError:
+            frame = None  # left in the buffer: _next_frame reports it
+        if frame is not None:
+            self._frames.append(self._framed(frame))
 
     def _next_frame(self, deadline: float) -> bytes | None:
         """The next complete frame's bytes, or None on timeout. Raises ConnectionClosed at end of stream."""
@@ -630,7 +712,13 @@ class RawClient:
         if not self.closed:
             self.closed = True
             try:
-                self.sock.close()
+                if self.ws is not None:
+                    self.ws.close()
+                else:
+                    self.sock.close()
+            except Exception:  # noqa: BLE001 - the peer may be gone already
+                if self.ws is None:
+                    raise
             finally:
                 self._event("close", "the test closed the socket")
 

@@ -279,6 +279,16 @@ class BrokerSession:
     def name(self) -> str:
         return self.target.display_name()
 
+    @property
+    def websocket_address(self) -> tuple[str, int] | None:
+        """The target's WebSocket listener (host, port), or None."""
+        return self.target.websocket_address
+
+    @property
+    def enhanced_auth(self) -> dict | None:
+        """The target's enhanced-authentication method and credentials, or None."""
+        return self.target.enhanced_auth
+
     def require(self, feature: str, connack: Any = None) -> None:
         """End the test as not applicable unless the broker offers `feature`.
 
@@ -376,11 +386,20 @@ class ClientFactory:
         return f"{self._prefix}n{self._count}"
 
     def __call__(self, name: str | None = None, *, connect: bool = True, client_id: str | None = None,
-                 version: int | None = None, **connect_kwargs: Any) -> RawClient:
-        """A new client; connected (CONNECT + successful CONNACK) unless `connect=False`."""
-        client = RawClient(self.broker.host, self.broker.port, version or self.version,
+                 version: int | None = None, websocket: bool = False, **connect_kwargs: Any) -> RawClient:
+        """A new client; connected (CONNECT + successful CONNACK) unless `connect=False`.
+
+        `websocket=True`: over the target's WebSocket listener (not applicable if it has none).
+        """
+        host, port = self.broker.host, self.broker.port
+        if websocket:
+            address = self.broker.websocket_address
+            if address is None:
+                not_applicable(self.broker.target.no_websocket_reason)
+            host, port = address
+        client = RawClient(host, port, version or self.version,
                            client_id=self.new_client_id() if client_id is None else client_id,
-                           name=name or f"client{len(self.clients) + 1}")
+                           name=name or f"client{len(self.clients) + 1}", websocket=websocket)
         self.clients.append(client)
         if connect:
             client.connect(**connect_kwargs)
@@ -402,7 +421,7 @@ class ClientFactory:
 
 @pytest.fixture
 def client_factory(request: pytest.FixtureRequest, broker: BrokerSession, version: int):
-    """`client_factory(name=None, *, connect=True, client_id=None, version=None, **connect_kwargs)`."""
+    """`client_factory(name=None, *, connect=True, client_id=None, version=None, websocket=False, **connect_kwargs)`."""
     clients: list[RawClient] = request.node.stash.setdefault(_clients_key, [])
     factory = ClientFactory(broker, version, clients)
     try:
@@ -540,14 +559,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 def _hypothesis_profile() -> str | None:
+    """The suite's hypothesis profile ("ci" or "thorough", see MQTT_CONFORMANCE_PROFILE); None without hypothesis."""
     try:
-        from hypothesis import settings
+        from .tests.hypothesis_support import profile_name
     except ImportError:
         return None
     try:
-        return settings.get_current_profile_name()
-    except AttributeError:  # older hypothesis
-        return os.environ.get("HYPOTHESIS_PROFILE", "default")
+        return profile_name()
+    except ValueError:  # an invalid MQTT_CONFORMANCE_PROFILE: the property tests report it themselves
+        return os.environ.get("MQTT_CONFORMANCE_PROFILE")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

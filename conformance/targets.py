@@ -80,6 +80,15 @@ class TargetProfile:
 
         [deviations]
         known = [13, 23]              # numbers from conformance/deviations.py that apply to this target
+
+        [websocket]                   # optional: a WebSocket listener (MQTT over WebSocket, section 6)
+        host = "127.0.0.1"            # optional: defaults to the target's host
+        port = 8080
+
+        [enhanced_auth]               # optional: an enhanced-authentication method the suite can use (5.0 4.12)
+        method = "SCRAM-SHA-256"      # the only method the suite implements
+        username = "conformance"
+        password = "secret"
     """
 
     path: str | None = None
@@ -87,6 +96,8 @@ class TargetProfile:
     version: str | None = None
     features: dict[str, bool] = field(default_factory=dict)
     known_deviations: frozenset[int] = frozenset()
+    websocket: dict | None = None  # {"host": str | None, "port": int}
+    enhanced_auth: dict | None = None  # {"method": str, "username": str, "password": str}
 
     def feature(self, name: str) -> bool | None:
         """True/False if the profile declares the feature, None if it says nothing."""
@@ -103,7 +114,7 @@ def load_profile(path: str | os.PathLike | None) -> TargetProfile:
         raise ValueError(f"cannot read target profile {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"target profile {path} is not valid TOML: {exc}") from exc
-    unknown = set(data) - {"target", "features", "deviations"}
+    unknown = set(data) - {"target", "features", "deviations", "websocket", "enhanced_auth"}
     if unknown:
         raise ValueError(f"target profile {path}: unknown section(s) {', '.join(sorted(unknown))}")
     target = data.get("target", {})
@@ -117,8 +128,23 @@ def load_profile(path: str | os.PathLike | None) -> TargetProfile:
     known = data.get("deviations", {}).get("known", [])
     if not isinstance(known, list) or not all(isinstance(n, int) for n in known):
         raise ValueError(f"target profile {path}: deviations.known must be a list of numbers")
+    websocket = data.get("websocket")
+    if websocket is not None:
+        port = websocket.get("port")
+        host = websocket.get("host")
+        if set(websocket) - {"host", "port"} or not isinstance(port, int) or not 0 < port < 65536 \
+                or not (host is None or isinstance(host, str)):
+            raise ValueError(f"target profile {path}: [websocket] needs port = 1..65535 and an optional host string")
+        websocket = {"host": host, "port": port}
+    enhanced_auth = data.get("enhanced_auth")
+    if enhanced_auth is not None:
+        keys = {"method", "username", "password"}
+        if set(enhanced_auth) != keys or not all(isinstance(v, str) for v in enhanced_auth.values()):
+            raise ValueError(f"target profile {path}: [enhanced_auth] needs method, username and password (strings)")
+        enhanced_auth = dict(enhanced_auth)
     return TargetProfile(path=str(path), name=target.get("name"), version=target.get("version"),
-                         features=dict(features), known_deviations=frozenset(known))
+                         features=dict(features), known_deviations=frozenset(known),
+                         websocket=websocket, enhanced_auth=enhanced_auth)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -166,6 +192,10 @@ class BrokerTarget(ABC):
     #: short name used in results file names and reports, e.g. "mosquitto"
     name: str = "broker"
     profile: TargetProfile
+    #: why `websocket_address` / `enhanced_auth` are None (the not-applicable reason of their tests)
+    no_websocket_reason = "the target offers no WebSocket listener (a target profile may declare one: [websocket])"
+    no_enhanced_auth_reason = ("the target offers no enhanced-authentication method the suite knows "
+                               "(a target profile may declare one: [enhanced_auth])")
 
     def __init__(self) -> None:
         self.profile = TargetProfile()
@@ -182,6 +212,20 @@ class BrokerTarget(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Stop what `start` started (no-op for a broker someone else runs)."""
+
+    @property
+    def websocket_address(self) -> tuple[str, int] | None:
+        """(host, port) of a WebSocket listener (subprotocol "mqtt"), or None; valid after `start`."""
+        declared = self.profile.websocket
+        if declared is None:
+            return None
+        return (declared["host"] or self.address[0], declared["port"])
+
+    @property
+    def enhanced_auth(self) -> dict | None:
+        """An enhanced-authentication method the suite can use, e.g. {"method": "SCRAM-SHA-256",
+        "username": ..., "password": ...}; None if the target offers none."""
+        return self.profile.enhanced_auth
 
     def logs(self) -> str:
         """The broker's log so far, if the target can read it."""
@@ -234,6 +278,10 @@ class MosquittoTarget(BrokerTarget):
     """
 
     name = "mosquitto"
+    no_websocket_reason = ("the mosquitto target starts a TCP listener only (mosquitto's WebSocket listener "
+                           "could be added to its generated config later)")
+    no_enhanced_auth_reason = ("mosquitto has no built-in enhanced-authentication method (only through plugins); "
+                               "a target profile may declare one: [enhanced_auth]")
 
     def __init__(self, binary: str | None = None, *, extra_config: str = "", start_timeout: float = 10.0):
         super().__init__()
@@ -365,10 +413,27 @@ class RefbrokerTarget(BrokerTarget):
 
     name = "refbroker"
 
+    #: the SCRAM-SHA-256 user RefbrokerTarget configures (plain password form of `scram_users`)
+    SCRAM_USER = ("conformance", "conformance-secret")
+
     def __init__(self, host: str = "127.0.0.1"):
         super().__init__()
         self.host = host
         self.broker = None
+        self.workdir: str | None = None
+        self._websocket_port: int | None = None
+
+    def config_text(self, workdir: str) -> str:
+        """Extra listeners on top of the plain TCP one: WebSocket, and SCRAM-SHA-256 users."""
+        users = Path(workdir) / "scram_users"
+        users.write_text(f"{self.SCRAM_USER[0]}:{self.SCRAM_USER[1]}\n", encoding="utf-8")
+        return "\n".join([
+            "allow_anonymous true",
+            f"scram_users {users}",
+            f"listener 0 {self.host}",
+            "protocol websockets",
+            "",
+        ])
 
     @staticmethod
     def _embedded_class():
@@ -382,12 +447,38 @@ class RefbrokerTarget(BrokerTarget):
     def start(self) -> None:
         if self.broker is not None:
             return
-        broker = self._embedded_class()(host=self.host, port=0)
+        self.workdir = tempfile.mkdtemp(prefix="conformance-refbroker-")
+        config = Path(self.workdir) / "refbroker.conf"
+        config.write_text(self.config_text(self.workdir), encoding="utf-8")
         try:
+            broker = self._embedded_class()(host=self.host, port=0, config=str(config))
             broker.start()
+        except HarnessError:
+            raise
         except Exception as exc:
             raise HarnessError(f"refbroker did not start: {exc}") from exc
         self.broker = broker
+        ports = list(getattr(broker, "listener_ports", []))
+        self._websocket_port = ports[0] if ports else None
+
+    @property
+    def websocket_address(self) -> tuple[str, int] | None:
+        if self.profile.websocket is not None:
+            return super().websocket_address
+        return None if self._websocket_port is None else (self.host, self._websocket_port)
+
+    @property
+    def enhanced_auth(self) -> dict | None:
+        if self.profile.enhanced_auth is not None:
+            return self.profile.enhanced_auth
+        return {"method": "SCRAM-SHA-256", "username": self.SCRAM_USER[0], "password": self.SCRAM_USER[1]}
+
+    def cleanup(self) -> None:
+        """Stop and remove the temporary directory (config and SCRAM users)."""
+        self.stop()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -20,6 +20,7 @@ from conformance import not_applicable
 from conformance.client import ConformanceFailure, ConnectionClosed
 from refbroker.protocol import (
     MQTT_5,
+    Connack,
     Connect,
     Disconnect,
     Pingreq,
@@ -70,9 +71,29 @@ def test_packets_split_and_packed_in_tcp_segments(client_factory, version, topic
 
 
 @pytest.mark.spec("MQTT-6.0.0-1", "MQTT-6.0.0-2", "MQTT-6.0.0-4")
-def test_websocket_transport(client_factory, version, broker):
-    """MQTT over WebSocket: binary frames only, packets across frame boundaries, the 'mqtt' subprotocol."""
-    not_applicable("the target offers no WebSocket listener to the suite (targets expose one TCP address)")
+def test_websocket_transport(client_factory, version, broker, topic):
+    """MQTT over WebSocket: the server selects the 'mqtt' subprotocol [MQTT-6.0.0-4]; a packet split across
+    two binary frames and two packets in one binary frame both work [MQTT-6.0.0-2]; a text frame makes the
+    server close the connection [MQTT-6.0.0-1]."""
+    client = client_factory("ws", websocket=True, connect=False)
+    assert client.ws.subprotocol == "mqtt", \
+        f"the server selected the WebSocket subprotocol {client.ws.subprotocol!r}, not 'mqtt' [MQTT-6.0.0-4]"
+
+    connect = Connect(client_id=client.client_id, protocol_level=version).encode(version)
+    client.send_websocket_message(connect[:3], note="CONNECT, first 3 bytes")
+    client.send_websocket_message(connect[3:], note="CONNECT, the rest")
+    connack = client.expect(Connack)
+    assert connack.reason_code == 0, f"CONNECT split across two binary frames was refused: {connack}"
+
+    client.subscribe(f"{topic}/ws", qos=0)
+    both = Publish(topic=f"{topic}/ws", payload=b"two-in-one").encode(version) + Pingreq().encode(version)
+    client.send_websocket_message(both, note="PUBLISH QoS 0 and PINGREQ in one binary frame")
+    kinds = sorted(p.packet_type.name for p in client.collect(3.0, until_count=2))
+    assert kinds == ["PINGRESP", "PUBLISH"], f"answers to two packets in one binary frame: {kinds} [MQTT-6.0.0-2]"
+
+    client.send_websocket_message("this is not MQTT", note="a text frame")
+    assert not client.is_open(within=3.0), \
+        "the server kept the connection open after a WebSocket text frame [MQTT-6.0.0-1]"
 
 
 # --------------------------------------------------------------------------- encoding of server packets
