@@ -146,7 +146,8 @@ _ALL: tuple[Deviation, ...] = (
         104, "mosquitto",
         "MQTT 3.1.1 overlapping subscriptions: the one copy sent is at the QoS of the subscription mosquitto's "
         "topic tree reaches first (an exact level before '+' before '#'), not at the highest granted QoS",
-        (("3.1.1", "MQTT-3.3.5-1"),), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        (("3.1.1", "MQTT-3.3.5-1"),), _between((2, 0, 11), (2, 1, 0)),
+        "2.0.11 and 2.0.21 (observed); not 2.1.2",
         "found by this suite (test_properties.py::test_deliveries_equal_matching_subscriptions); not in "
         "mosquitto-deviations.md (row 5 concerns duplicate copies, not their QoS)",
         evidence=(
@@ -166,7 +167,8 @@ _ALL: tuple[Deviation, ...] = (
         105, "mosquitto",
         "CONNECT carrying Authentication Data without an Authentication Method is accepted (CONNACK 0x00) "
         "instead of being refused as a Protocol Error",
-        (("5.0", "PE-3.1.2.11.10-a"), ("5.0", "MQTT-3.1.4-1")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        (("5.0", "PE-3.1.2.11.10-a"), ("5.0", "MQTT-3.1.4-1")), _between((2, 0, 11), (2, 1, 0)),
+        "2.0.11 and 2.0.21 (observed); not 2.1.2",
         "found by this suite (test_v5_protocol_errors.py::test_connect_authentication_data_without_method)",
         evidence=(
             "5.0 section 3.1.2.11.10: 'It is a Protocol Error to include Authentication Data if there is no "
@@ -180,7 +182,8 @@ _ALL: tuple[Deviation, ...] = (
         106, "mosquitto",
         "A client PUBLISH carrying a Subscription Identifier (even the forbidden value 0) is accepted and "
         "acknowledged instead of being treated as a Protocol Error",
-        (("5.0", "PE-3.3.4-a"), ("5.0", "PE-3.3.2.3.8-a")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        (("5.0", "PE-3.3.4-a"), ("5.0", "PE-3.3.2.3.8-a")), _between((2, 0, 11), (2, 1, 0)),
+        "2.0.11 and 2.0.21 (observed); not 2.1.2",
         "found by this suite (test_v5_protocol_errors.py::test_publish_from_client_with_subscription_identifier, "
         "::test_publish_subscription_identifier_zero)",
         evidence=(
@@ -210,7 +213,7 @@ _ALL: tuple[Deviation, ...] = (
         108, "mosquitto",
         "A shared-subscription filter with an empty ShareName ('$share//x', '$share/') is granted (SUBACK 0x00) "
         "instead of refused",
-        (("5.0", "MQTT-4.8.2-1"),), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        (("5.0", "MQTT-4.8.2-1"),), _between((2, 0, 11)), "2.0.11, 2.0.21 and 2.1.2 (observed)",
         "found by this suite (test_v5.py::test_shared_subscription_without_share_name_refused)",
         evidence=(
             "5.0 section 4.8.2: '$share is a literal string that marks the Topic Filter as being a Shared "
@@ -220,6 +223,22 @@ _ALL: tuple[Deviation, ...] = (
             "is answered with SUBACK 90 04 00 01 00 00 (granted QoS 0); SUBSCRIBE 82 0d 00 01 00 00 07 24 73 68 61 "
             "72 65 2f 00 ('$share/') likewise. A ShareName with a wildcard ('$share/g+/x') is refused with "
             "DISCONNECT 0x81, so the check exists but lets an empty ShareName through.")),
+    Deviation(
+        109, "mosquitto",
+        "A Will with a Will Delay Interval is published at once when the connection drops, although the "
+        "session (Session Expiry Interval 30 s) outlives the delay",
+        (("5.0", "MQTT-3.1.3-9"),), _between((2, 1, 0)), "2.1.2 (observed); not 2.0.11 or 2.0.21",
+        "found by this suite (test_will.py::test_v5_will_delay); mosquitto-deviations.md row 10 concerns "
+        "Session Expiry 0 (#3505), not this case",
+        evidence=(
+            "5.0 section 3.1.3.2.2: 'The Server delays publishing the Client's Will Message until the Will Delay "
+            "Interval has passed or the Session ends, whichever happens first.' and 3.1.3.3: the Will Message is "
+            "published after the Will Delay Interval has elapsed [MQTT-3.1.3-9]. Observed on mosquitto 2.1.2 "
+            "(Debian sid image, MQTT 5.0): a client connects with Clean Start 0, Session Expiry Interval 30 and a "
+            "QoS 1 Will whose properties carry Will Delay Interval 1 (18 00 00 00 01); its socket is closed "
+            "without DISCONNECT; the watcher subscribed to the will topic receives the Will PUBLISH 0.2 to 0.7 s after the "
+            "close, before the 1 s delay (the delay seems rounded to mosquitto's whole-second timer). Reproduced "
+            "4 times out of 4; 2.0.11 and 2.0.21 wait for the delay.")),
 )
 
 DEVIATIONS: dict[int, Deviation] = {d.number: d for d in _ALL}
