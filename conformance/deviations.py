@@ -227,13 +227,14 @@ _ALL: tuple[Deviation, ...] = (
         109, "mosquitto",
         "A Will with a Will Delay Interval is published at once when the connection drops, although the "
         "session (Session Expiry Interval 30 s) outlives the delay",
-        (("5.0", "MQTT-3.1.3-9"),), _between((2, 1, 0)), "2.1.2 (observed); not 2.0.11 or 2.0.21",
+        (("5.0", "MQTT-3.1.2-8"),), _between((2, 1, 0)), "2.1.2 (observed); not 2.0.11 or 2.0.21",
         "found by this suite (test_will.py::test_v5_will_delay); mosquitto-deviations.md row 10 concerns "
         "Session Expiry 0 (#3505), not this case",
         evidence=(
-            "5.0 section 3.1.3.2.2: 'The Server delays publishing the Client's Will Message until the Will Delay "
-            "Interval has passed or the Session ends, whichever happens first.' and 3.1.3.3: the Will Message is "
-            "published after the Will Delay Interval has elapsed [MQTT-3.1.3-9]. Observed on mosquitto 2.1.2 "
+            "5.0 section 3.1.2.5: 'The Will Message MUST be published after the Network Connection is subsequently "
+            "closed and either the Will Delay Interval has elapsed or the Session ends [...] [MQTT-3.1.2-8]', and "
+            "3.1.3.2.2: 'The Server delays publishing the Client's Will Message until the Will Delay Interval has "
+            "passed or the Session ends, whichever happens first.' Observed on mosquitto 2.1.2 "
             "(Debian sid image, MQTT 5.0): a client connects with Clean Start 0, Session Expiry Interval 30 and a "
             "QoS 1 Will whose properties carry Will Delay Interval 1 (18 00 00 00 01); its socket is closed "
             "without DISCONNECT; the watcher subscribed to the will topic receives the Will PUBLISH 0.2 to 0.7 s after the "
