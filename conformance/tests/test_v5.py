@@ -22,16 +22,18 @@ from refbroker.protocol import (
     Subscription,
     Will,
 )
-from refbroker.protocol.properties import encode_properties
-
 from .helpers import (
     BAD_PACKET_REASONS,
     QUIET,
     check_server_disconnect,
     expect_close_for_bad_packet,
     gather_publishes,
+    property_block,
+    property_bytes,
     receive_publishes,
     session_properties,
+    twice,
+    v5_publish,
 )
 
 V5 = "5.0"
@@ -449,10 +451,9 @@ def test_shared_subscription_without_share_name_refused(client_factory, version,
 def test_property_not_allowed_in_packet_closes(client_factory, version, topic):
     """A PUBLISH carrying Session Expiry Interval (a CONNECT/CONNACK/DISCONNECT property) is malformed."""
     client = client_factory()
-    topic_bytes = f"{topic}/x".encode()
-    props = encode_properties(Properties(session_expiry_interval=5))
-    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + props + b"payload"
-    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with a Session Expiry Interval property")
+    props = property_block(property_bytes(session_expiry_interval=5))
+    client.send_raw(v5_publish(f"{topic}/x", b"payload", props=props),
+                    note="PUBLISH with a Session Expiry Interval property")
     expect_close_for_bad_packet(client)
 
 
@@ -460,11 +461,8 @@ def test_property_not_allowed_in_packet_closes(client_factory, version, topic):
 def test_duplicate_publish_property_closes(client_factory, version, topic):
     """A PUBLISH carrying Content Type twice is a Protocol Error."""
     client = client_factory()
-    topic_bytes = f"{topic}/x".encode()
-    one = encode_properties(Properties(content_type="a"))[1:]
-    props = bytes((2 * len(one),)) + one + one
-    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + props + b"payload"
-    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with Content Type twice")
+    client.send_raw(v5_publish(f"{topic}/x", b"payload", props=twice(content_type="a")),
+                    note="PUBLISH with Content Type twice")
     expect_close_for_bad_packet(client)
 
 
@@ -472,10 +470,9 @@ def test_duplicate_publish_property_closes(client_factory, version, topic):
 def test_user_property_with_invalid_utf8_closes(client_factory, version, topic):
     """A User Property whose value is not well-formed UTF-8 makes the packet malformed."""
     client = client_factory()
-    topic_bytes = f"{topic}/x".encode()
-    pair = b"\x26" + b"\x00\x01k" + b"\x00\x02\xc3\x28"
-    body = len(topic_bytes).to_bytes(2, "big") + topic_bytes + bytes((len(pair),)) + pair + b"p"
-    client.send_raw(bytes((0x30, len(body))) + body, note="PUBLISH with a User Property value c3 28")
+    pair = b"\x26" + b"\x00\x01k" + b"\x00\x02\xc3\x28"  # User Property "k" = c3 28 (ill-formed UTF-8)
+    client.send_raw(v5_publish(f"{topic}/x", b"p", props=property_block(pair)),
+                    note="PUBLISH with a User Property value c3 28")
     expect_close_for_bad_packet(client)
 
 

@@ -233,12 +233,18 @@ def _refusal(client: RawClient, specific: int, suback_allowed: bool = True) -> N
     raise ConformanceFailure(f"expected a refusal (0x{specific:02X}), got {packet}")
 
 
+def _require_unavailable(client, broker, connack_property: str, feature: str, what: str) -> None:
+    """Not applicable unless the broker's CONNACK sets `connack_property` to 0 or its target profile says
+    `feature` is missing: these tests check how a broker WITHOUT the feature refuses its use."""
+    if getattr(client.connack.properties, connack_property) != 0 and broker.profile.feature(feature) is not False:
+        not_applicable(f"the broker supports {what}")
+
+
 @pytest.mark.spec("PE-3.2.2.3.11-b", version=V5)
 def test_wildcard_subscription_without_support_refused(client_factory, version, topic, broker):
     client = client_factory()
-    if client.connack.properties.wildcard_subscription_available != 0 and \
-            broker.profile.feature("wildcard_subscriptions") is not False:
-        not_applicable("the broker supports wildcard subscriptions")
+    _require_unavailable(client, broker, "wildcard_subscription_available", "wildcard_subscriptions",
+                         "wildcard subscriptions")
     client.send(Subscribe(1, [Subscription(f"{topic}/+", 0)]))
     _refusal(client, 0xA2)
 
@@ -256,9 +262,8 @@ def test_wildcard_subscription_without_support_refused_v3(client_factory, versio
 @pytest.mark.spec("PE-3.2.2.3.12-b", version=V5)
 def test_subscription_identifier_without_support_refused(client_factory, version, topic, broker):
     client = client_factory()
-    if client.connack.properties.subscription_identifier_available != 0 and \
-            broker.profile.feature("subscription_identifiers") is not False:
-        not_applicable("the broker supports Subscription Identifiers")
+    _require_unavailable(client, broker, "subscription_identifier_available", "subscription_identifiers",
+                         "Subscription Identifiers")
     client.send(Subscribe(1, [Subscription(f"{topic}/x", 0)], Properties(subscription_identifiers=[3])))
     _refusal(client, 0xA1)
 
@@ -266,16 +271,14 @@ def test_subscription_identifier_without_support_refused(client_factory, version
 @pytest.mark.spec("PE-3.2.2.3.13-b", version=V5)
 def test_shared_subscription_without_support_refused(client_factory, version, topic, broker):
     client = client_factory()
-    if client.connack.properties.shared_subscription_available != 0 and \
-            broker.profile.feature("shared_subscriptions") is not False:
-        not_applicable("the broker supports shared subscriptions")
+    _require_unavailable(client, broker, "shared_subscription_available", "shared_subscriptions",
+                         "shared subscriptions")
     client.send(Subscribe(1, [Subscription(f"$share/g/{topic}/x", 0)]))
     _refusal(client, 0x9E)
 
 
 def _retain_unavailable(client, broker) -> None:
-    if client.connack.properties.retain_available != 0 and broker.profile.feature("retain") is not False:
-        not_applicable("the broker supports retained messages")
+    _require_unavailable(client, broker, "retain_available", "retain", "retained messages")
 
 
 @pytest.mark.spec("PE-3.2.2.3.5-b", version=V5)
