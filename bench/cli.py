@@ -9,7 +9,9 @@ import os
 import sys
 from dataclasses import asdict
 
-from . import report
+from refbroker.cli_hints import SuggestingArgumentParser
+
+from . import capacity, report
 from .runner import KINDS, Options, Scenario, ScenarioError, run_scenario
 from .targets import ProcessTarget, Target, TargetError, make_target
 
@@ -81,24 +83,30 @@ def _bounded(kind, low, high, what: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION, epilog=EPILOG,
+    parser = SuggestingArgumentParser(prog="python -m bench", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", action="append", metavar="TARGET",
                         help="refbroker, mosquitto, relay (the generator's ceiling) or HOST:PORT of a running "
                              "broker on a loopback address; repeat to compare (default: refbroker and mosquitto)")
     parser.add_argument("--qos", type=_int_list({0, 1, 2}, "--qos"), default=[0, 1, 2], metavar="LIST",
                         help="QoS levels, e.g. 0,1 (default: 0,1,2)")
-    parser.add_argument("--fanout", type=_int_list({1, 100}, "--fanout"), default=[1, 100], metavar="LIST",
-                        help="1 for 1→1, 100 for 1→N with N=--subscribers (default: 1,100)")
+    parser.add_argument("--fanout", type=_int_list({1, 10, 100}, "--fanout"), default=[1, 10, 100], metavar="LIST",
+                        help="1 for 1→1, 100 for 1→N with N=--subscribers, 10 for 10→10 (ten publishers, ten "
+                             "subscribers; unpaced scenarios only) (default: 1,10,100)")
     parser.add_argument("--kind", type=_kinds, default=list(KINDS), metavar="LIST",
-                        help="throughput, latency or both (default: throughput,latency)")
+                        help="throughput (paced by acknowledgements), unpaced (publishers never wait), latency, "
+                             "capacity (memory per idle connection and retained message, 100,000 retained messages "
+                             "to a new subscriber, 10 MB / 100 MB payloads, message_size_limit, max_connections) "
+                             "(default: all four)")
     parser.add_argument("--subscribers", type=_bounded(int, 2, 1000, "--subscribers"), default=100, metavar="N",
                         help="subscribers in the fan-out scenarios (default: 100)")
     parser.add_argument("--messages", type=_bounded(int, 1, 10_000_000, "--messages"), default=50_000, metavar="N",
                         help="PUBLISHes in 1→1 throughput scenarios (default: 50000)")
     parser.add_argument("--fanout-messages", type=_bounded(int, 1, 1_000_000, "--fanout-messages"), default=2_000,
                         metavar="N", help="PUBLISHes in fan-out throughput scenarios, each delivered to every "
-                                          "subscriber (default: 2000)")
+                                          "subscriber; unpaced 10→10 sends as many deliveries (default: 2000)")
+    parser.add_argument("--unpaced-messages", type=_bounded(int, 1, 10_000_000, "--unpaced-messages"),
+                        default=100_000, metavar="N", help="PUBLISHes in unpaced 1→1 scenarios (default: 100000)")
     parser.add_argument("--repeat", type=_bounded(int, 1, 20, "--repeat"), default=3, metavar="N",
                         help="run each throughput scenario N times (round the targets) and report the median run: "
                              "small machines are noisy (default: 3)")
@@ -121,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: with 2 or more CPUs, brokers (and the relay) run on the first CPU and the load "
                              "generator on the others, so each single-threaded broker gets one whole core and "
                              "runs are repeatable; off: let the scheduler decide (default: auto)")
+    parser.add_argument("--max-queued-messages", type=_bounded(int, 0, 2**31 - 1, "--max-queued-messages"),
+                        default=1000, metavar="N",
+                        help="max_queued_messages of the brokers we start (default: 1000, both brokers' default)")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="do not run the load through the relay to show the generator's ceiling")
     parser.add_argument("--mosquitto", metavar="PATH", help="mosquitto binary (default: from PATH or /usr/sbin)")
@@ -154,6 +165,24 @@ def _median_run(runs: list[dict]) -> dict:
     return median
 
 
+def _scenarios(arguments) -> list[Scenario]:
+    """Every kind x fan-out x QoS asked for. 10→10 exists only unpaced; unpaced has QoS 0 and 1."""
+    shapes = {1: (1, 1), 10: (10, 10), 100: (1, arguments.subscribers)}
+    scenarios = []
+    for kind in arguments.kind:
+        if kind == "capacity":
+            continue  # not a load scenario: see capacity.py
+        for fanout in arguments.fanout:
+            if fanout == 10 and kind != "unpaced":
+                continue
+            publishers, subscribers = shapes[fanout]
+            for qos in arguments.qos:
+                if kind == "unpaced" and qos == 2:
+                    continue
+                scenarios.append(Scenario(qos, subscribers, kind, publishers))
+    return scenarios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
@@ -166,23 +195,26 @@ def main(argv: list[str] | None = None) -> int:
         target_specs = target_specs + ["relay"]
     broker_cpus, generator_cpus = _cpu_split(arguments.cpu_pinning)
     options = Options(messages=arguments.messages, fanout_messages=arguments.fanout_messages,
+                      unpaced_messages=arguments.unpaced_messages,
                       latency_rate=arguments.latency_rate, latency_seconds=arguments.latency_seconds,
                       window=arguments.window, time_cap=arguments.time_cap,
                       version=5 if arguments.mqtt_version == "5.0" else 4,
                       subscriber_processes=arguments.subscriber_processes, generator_cpus=generator_cpus)
-    fanouts = [1 if fanout == 1 else arguments.subscribers for fanout in arguments.fanout]
-    scenarios = [Scenario(qos, fanout, kind) for kind in arguments.kind for fanout in fanouts for qos in arguments.qos]
+    scenarios = _scenarios(arguments)
     try:
         targets = [make_target(spec, mosquitto=arguments.mosquitto, refbroker_profile=arguments.refbroker_profile)
                    for spec in target_specs]
     except TargetError as error:
         parser.error(str(error))
     for target in targets:
-        if broker_cpus and isinstance(target, ProcessTarget):
-            target.cpus = set(broker_cpus)
+        if isinstance(target, ProcessTarget):
+            target.max_queued_messages = arguments.max_queued_messages
+            if broker_cpus:
+                target.cpus = set(broker_cpus)
 
     started: list[Target] = []
     results: dict[tuple[str, str], dict] = {}
+    capacity_results: dict[str, dict] = {}
     failed = False
     try:
         for target in targets:
@@ -191,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             started.append(target)
         print(report.header(targets, options, arguments.subscribers, arguments.repeat), flush=True)
         print(flush=True)
-        repeats = {scenario: arguments.repeat if scenario.kind == "throughput" else 1 for scenario in scenarios}
+        repeats = {scenario: arguments.repeat if scenario.kind != "latency" else 1 for scenario in scenarios}
         total = sum(repeats.values()) * len(targets)
         index = 0
         for scenario in scenarios:
@@ -214,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
                     runs[target.name].append(figures)
             for name, figures_of_runs in runs.items():
                 results[(name, scenario.key)] = _median_run(figures_of_runs)
+        if "capacity" in arguments.kind:
+            for target in targets:
+                if target.name == report.CEILING:
+                    continue
+                capacity_results[target.name] = capacity.measure(
+                    target, lambda text: report.progress(text, arguments.quiet))
     except TargetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -224,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         for target in started:
             target.stop()
     print(report.tables(results, [target.name for target in targets], scenarios, options), flush=True)
+    if capacity_results:
+        print("\n" + capacity.table(capacity_results, list(capacity_results)), flush=True)
+    overview = report.summary(results, [target.name for target in targets], scenarios)
+    if overview:
+        print("\n" + overview, flush=True)
     if arguments.json:
         document = {
             "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -234,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "broker_cpus": sorted(broker_cpus or [])},
             "targets": {target.name: target.description for target in targets},
             "results": list(results.values()),
+            "capacity": capacity_results,
         }
         try:
             with open(arguments.json, "w") as output:

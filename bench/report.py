@@ -1,4 +1,4 @@
-"""The header, the progress lines and the two tables (throughput, latency) the benchmark prints."""
+"""The header, the progress lines and the tables (paced and unpaced throughput, latency, summary) the benchmark prints."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def progress_line(index: int, total: int, target: str, scenario: Scenario, figur
             f"in {figures['seconds']:.2f} s")
     if scenario.kind == "throughput":
         text += f" -> {figures['throughput']:,.0f} msg/s"
+    elif scenario.kind == "unpaced":
+        latency = figures["latency_us"]
+        text += (f" -> {figures['throughput']:,.0f} msg/s, loss {figures['loss_percent']:g} %, latency p50 "
+                 f"{latency['p50']:,.0f} µs, p99 {latency['p99']:,.0f} µs")
     else:
         latency = figures["latency_us"]
         text += f"; latency p50 {latency['p50']:,.0f} µs, p99 {latency['p99']:,.0f} µs, max {latency['max']:,.0f} µs"
@@ -56,19 +60,61 @@ def progress_line(index: int, total: int, target: str, scenario: Scenario, figur
     return prefix + text
 
 
-def _cell_throughput(figures: dict | None, notes: list[str], name: str, scenario: Scenario) -> str:
+def _cell_throughput(figures: dict | None, notes: list[str], name: str, scenario: Scenario,
+                     lost_note: bool = True) -> str:
     if figures is None:
         return "-"
     if "error" in figures:
-        notes.append(f"{name}, {scenario.label} throughput: {figures['error']}")
+        notes.append(f"{name}, {scenario.label} {scenario.kind}: {figures['error']}")
         return "error"
     text = f"{figures['throughput']:,.0f}"
-    if figures["lost"] or figures["capped"]:
+    if (figures["lost"] and lost_note) or figures["capped"]:
         why = "time cap reached, " if figures["capped"] else ""
         notes.append(f"{name}, {scenario.label} throughput: {why}{figures['unique']:,} of {figures['expected']:,} "
                      f"messages received")
         text += " *"
     return text
+
+
+def _cell_loss(figures: dict | None) -> str:
+    if not figures or "error" in figures:
+        return "-"
+    return f"{figures['loss_percent']:g}"
+
+
+def _cell_p50_p99(figures: dict | None) -> str:
+    if not figures or "error" in figures:
+        return "-"
+    latency = figures["latency_us"]
+    return f"{latency['p50']:,.0f} / {latency['p99']:,.0f}"
+
+
+def _ratio(results: dict, compare: list[str], scenario: Scenario) -> str:
+    first, second = (results.get((name, scenario.key)) or {} for name in compare)
+    if first.get("throughput") and second.get("throughput"):
+        return f"{first['throughput'] / second['throughput']:.2f}"
+    return "-"
+
+
+def summary(results: dict[tuple[str, str], dict], target_names: list[str], scenarios: list[Scenario]) -> str:
+    """One row per throughput scenario, paced or not: the table a closing note quotes."""
+    brokers = [name for name in target_names if name != CEILING]
+    if len(brokers) < 2:
+        return ""
+    first, second = brokers[:2]
+    rows = [["scenario", f"{first} msg/s", f"{second} msg/s", "ratio", f"loss % ({first} / {second})"]]
+    for scenario in scenarios:
+        if scenario.kind == "latency":
+            continue
+        found = [results.get((name, scenario.key)) for name in (first, second)]
+        cells = [f"{f['throughput']:,.0f}" if f and "error" not in f else "error" for f in found]
+        losses = " / ".join(_cell_loss(f) for f in found)
+        kind = "paced" if scenario.kind == "throughput" else "unpaced"
+        rows.append([f"{kind} {scenario.label}", *cells, _ratio(results, [first, second], scenario), losses])
+    if len(rows) == 1:
+        return ""
+    return (f"Summary: delivered msg/s, {first} beside {second} (ratio {first}/{second}) and the share of messages "
+            f"lost\n" + format_table(rows))
 
 
 def _cell_latency(figures: dict | None, notes: list[str], name: str, scenario: Scenario) -> str:
@@ -85,7 +131,7 @@ def _cell_latency(figures: dict | None, notes: list[str], name: str, scenario: S
     return text
 
 
-def _table(rows: list[list[str]]) -> str:
+def format_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = []
     for number, row in enumerate(rows):
@@ -118,17 +164,41 @@ def tables(results: dict[tuple[str, str], dict], target_names: list[str], scenar
             for name in brokers:
                 row.append(_cell_throughput(results.get((name, scenario.key)), notes, name, scenario))
             if compare:
-                first, second = (results.get((name, scenario.key)) or {} for name in compare)
-                if first.get("throughput") and second.get("throughput"):
-                    row.append(f"{first['throughput'] / second['throughput']:.2f}")
-                else:
-                    row.append("-")
+                row.append(_ratio(results, compare, scenario))
             if ceiling:
                 row.append(_cell_throughput(results.get((CEILING, scenario.key)), notes, "ceiling", scenario))
             rows.append(row)
-        out.append("Throughput: distinct messages received by all subscribers together per second, from the first "
-                   "send to the last receive")
-        out.append(_table(rows))
+        out.append("Throughput (paced): distinct messages received by all subscribers together per second, from the "
+                   f"first send to the last receive; QoS 1/2 publishers keep at most {options.window} unacknowledged")
+        out.append(format_table(rows))
+
+    unpaced = [s for s in scenarios if s.kind == "unpaced"]
+    if unpaced:
+        head = ["scenario"] + [f"{name} msg/s" for name in brokers]
+        if compare:
+            head.append(f"ratio {compare[0]}/{compare[1]}")
+        head += [f"{name} loss %" for name in brokers] + [f"{name} p50/p99 µs" for name in brokers]
+        if ceiling:
+            head.append("generator ceiling msg/s")
+        rows = [head]
+        for scenario in unpaced:
+            found = {name: results.get((name, scenario.key)) for name in brokers}
+            row = [scenario.label]
+            row += [_cell_throughput(found[name], notes, name, scenario, lost_note=False) for name in brokers]
+            if compare:
+                row.append(_ratio(results, compare, scenario))
+            row += [_cell_loss(found[name]) for name in brokers]
+            row += [_cell_p50_p99(found[name]) for name in brokers]
+            if ceiling:
+                row.append(_cell_throughput(results.get((CEILING, scenario.key)), notes, "ceiling", scenario,
+                                            lost_note=False))
+            rows.append(row)
+        if out:
+            out.append("")
+        out.append("Unpaced: publishers never wait (as fast as the socket takes the bytes; QoS 1 PUBACKs counted as "
+                   "they come); delivered msg/s, messages lost (sent, or for QoS 1 acknowledged, but never "
+                   "received), and latency")
+        out.append(format_table(rows))
 
     latency = [s for s in scenarios if s.kind == "latency"]
     if latency:
@@ -147,7 +217,7 @@ def tables(results: dict[tuple[str, str], dict], target_names: list[str], scenar
             out.append("")
         out.append(f"Latency: publisher send to subscriber receive, at {options.latency_rate:,.0f} messages "
                    f"delivered per second (microseconds)")
-        out.append(_table(rows))
+        out.append(format_table(rows))
     if ceiling:
         out.append("")
         out.append("generator ceiling/floor: the same load through `python -m bench.relay`, which copies bytes and "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import workers
 from .targets import Target, TargetError
 
-KINDS = ("throughput", "latency")
+KINDS = ("throughput", "unpaced", "latency", "capacity")
 HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -28,23 +28,31 @@ class ScenarioError(Exception):
 
 @dataclass(frozen=True)
 class Scenario:
+    """`publishers` publish to one topic, `fanout` subscribers subscribe to it: each receives every message.
+
+    kind: "throughput" (publishers keep at most --window QoS 1/2 PUBLISHes unacknowledged: paced by
+    the broker's acknowledgements), "unpaced" (publishers never wait: as fast as the socket takes the
+    bytes, QoS 1 acknowledgements counted as they come), "latency" (a fixed, moderate rate)."""
+
     qos: int
     fanout: int
     kind: str
+    publishers: int = 1
 
     @property
     def key(self) -> str:
-        return f"{self.kind}-qos{self.qos}-1to{self.fanout}"
+        return f"{self.kind}-qos{self.qos}-{self.publishers}to{self.fanout}"
 
     @property
     def label(self) -> str:
-        return f"QoS {self.qos}  1→{self.fanout}"
+        return f"QoS {self.qos}  {self.publishers}→{self.fanout}"
 
 
 @dataclass(frozen=True)
 class Options:
     messages: int = 50_000           # PUBLISHes in 1→1 throughput scenarios
     fanout_messages: int = 2_000     # PUBLISHes in 1→N throughput scenarios (N times as many deliveries)
+    unpaced_messages: int = 100_000  # PUBLISHes in the unpaced 1→1 scenarios (all publishers together)
     latency_rate: float = 1000.0     # messages delivered per second in latency scenarios (all subscribers)
     latency_seconds: float = 2.0
     window: int = 20
@@ -59,12 +67,18 @@ def scenario_load(scenario: Scenario, options: Options, target: Target, topic: s
     if scenario.kind == "throughput":
         messages = options.messages if scenario.fanout == 1 else options.fanout_messages
         rate = None
+    elif scenario.kind == "unpaced":
+        # The same number of deliveries as the paced scenario with that fan-out, spread over the publishers
+        total = options.unpaced_messages if scenario.fanout == 1 else options.fanout_messages * 100 // scenario.fanout
+        messages = max(1, total // scenario.publishers)
+        rate = None
     else:
         rate = options.latency_rate / scenario.fanout
         messages = max(10, round(rate * options.latency_seconds))
     return workers.LoadSpec(target.host, target.port, topic, scenario.qos, options.version, messages, options.window,
-                            rate, options.time_cap, collect_latency=scenario.kind == "latency",
-                            cpus=options.generator_cpus)
+                            rate, options.time_cap, collect_latency=scenario.kind != "throughput",
+                            cpus=options.generator_cpus, publishers=scenario.publishers,
+                            unpaced=scenario.kind == "unpaced")
 
 
 def percentile(ordered: list[int], fraction: float) -> int:
@@ -166,7 +180,8 @@ def _figures(target: Target, scenario: Scenario, load: workers.LoadSpec, publish
         "kind": scenario.kind,
         "qos": scenario.qos,
         "fanout": scenario.fanout,
-        "planned": load.messages,
+        "publishers": scenario.publishers,
+        "planned": load.messages * load.publishers,
         "published": published["sent"],
         "acknowledged": published["acknowledged"],
         "refused": published["refused"],
@@ -175,13 +190,14 @@ def _figures(target: Target, scenario: Scenario, load: workers.LoadSpec, publish
         "unique": unique,
         "duplicates": sum(result["duplicates"] for result in received),
         "lost": expected - unique,
+        "loss_percent": round(100 * (expected - unique) / expected, 2) if expected else 0.0,
         "seconds": round(seconds, 4),
         "throughput": round(unique / seconds, 1) if seconds > 0 else 0.0,
         "publish_rate": round(published["sent"] / send_seconds, 1) if send_seconds > 0 else 0.0,
         "capped": bool(published["capped"] or any(result["capped"] for result in received)),
         "rate": load.rate,
     }
-    if scenario.kind == "latency":
+    if scenario.kind != "throughput":
         latencies = sorted(latency for result in received for latency in result["latencies_ns"])
         figures["latency_us"] = {
             "samples": len(latencies),

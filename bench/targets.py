@@ -5,11 +5,14 @@ no GIL with the load generator. Both brokers get the same configuration:
 
     listener PORT 127.0.0.1
     allow_anonymous true
-    max_queued_messages 1000000
+    max_queued_messages 1000          (--max-queued-messages; 1000 is both brokers' default)
+    message_size_limit 104857600      (100 MiB: the large-payload check sends 10 MB, 100 MB and one byte too many)
+    listener PORT2 127.0.0.1          (the max_connections check)
+    max_connections 100
 
-The large queue limit keeps both from dropping messages when a subscriber falls behind (mosquitto's
-default of 1000 also drops QoS 0 messages waiting to be written), so a scenario measures how fast
-a broker delivers everything, not how much it throws away.
+With the default queue limit a broker that accepts messages faster than its subscribers take them
+drops some (mosquitto also drops QoS 0 messages once 1000 wait to be written): the figures say how
+many, as a user would see it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,14 @@ from pathlib import Path
 
 BROKER_CONFIG = """listener {port} 127.0.0.1
 allow_anonymous true
-max_queued_messages 1000000
+max_queued_messages {max_queued_messages}
+message_size_limit {message_size_limit}
+listener {limited_port} 127.0.0.1
+allow_anonymous true
+max_connections {max_connections}
 """
+MESSAGE_SIZE_LIMIT = 100 * 1024 * 1024
+MAX_CONNECTIONS = 100  # on the second listener (limited_port)
 STARTUP_TIMEOUT = 15.0
 
 
@@ -53,7 +62,9 @@ class Target:
     name = "target"
     host = "127.0.0.1"
     port = 0
+    limited_port = 0  # a listener with max_connections MAX_CONNECTIONS (0: none)
     description = ""
+    pid: int | None = None  # the broker's process, when we run it (memory figures read its RSS)
 
     def start(self) -> None:
         pass
@@ -99,6 +110,7 @@ class ProcessTarget(Target):
         self.workdir: str | None = None
         self.log_path: str | None = None
         self.cpus: set[int] | None = None  # CPUs the process may run on (None: any)
+        self.max_queued_messages = 1000
 
     def command(self, config_path: str) -> list[str]:
         raise NotImplementedError
@@ -108,10 +120,13 @@ class ProcessTarget(Target):
 
     def start(self) -> None:
         self.port = free_port()
+        self.limited_port = free_port()
         self.workdir = self._prepare_workdir()
         config_path = os.path.join(self.workdir, "broker.conf")
         with open(config_path, "w") as config:
-            config.write(BROKER_CONFIG.format(port=self.port))
+            config.write(BROKER_CONFIG.format(port=self.port, limited_port=self.limited_port,
+                                              max_queued_messages=self.max_queued_messages,
+                                              message_size_limit=MESSAGE_SIZE_LIMIT, max_connections=MAX_CONNECTIONS))
         os.chmod(config_path, 0o644)
         self.log_path = os.path.join(self.workdir, "broker.log")
         environment = dict(os.environ)
@@ -119,6 +134,7 @@ class ProcessTarget(Target):
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command(config_path), stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, cwd=self.workdir, env=environment)
+        self.pid = self.process.pid
         if self.cpus:
             os.sched_setaffinity(self.process.pid, self.cpus)
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -135,7 +151,7 @@ class ProcessTarget(Target):
                     raise TargetError(f"{self.name} did not listen on port {self.port} within "
                                       f"{STARTUP_TIMEOUT:.0f} s:\n{self.log_tail()}") from None
                 time.sleep(0.05)
-        self.description += f" (pid {self.process.pid}, port {self.port}"
+        self.description = self.description.split(" (pid ")[0] + f" (pid {self.process.pid}, port {self.port}"
         self.description += f", CPU {','.join(map(str, sorted(self.cpus)))})" if self.cpus else ")"
 
     def check_alive(self) -> None:
@@ -152,6 +168,7 @@ class ProcessTarget(Target):
     def stop(self) -> None:
         """SIGTERM, as a user would stop it (refbroker then also writes its profile, if asked for)."""
         process, self.process = self.process, None
+        self.pid = None
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
@@ -169,7 +186,9 @@ class RefbrokerTarget(ProcessTarget):
         super().__init__()
         self.profile_path = os.path.abspath(profile_path) if profile_path else None
         from refbroker import __version__
-        self.description = f"refbroker {__version__}: {Path(sys.executable).name} -m refbroker -c CONF"
+        from refbroker.server import loop_kind
+        self.description = (f"refbroker {__version__} on {loop_kind()}'s event loop: {Path(sys.executable).name} "
+                            f"-m refbroker -c CONF")
         if self.profile_path:
             self.description += f", under cProfile (-> {self.profile_path})"
 

@@ -115,7 +115,7 @@ def _read_one(sock: socket.socket, version: int, timeout: float):
 def frame_size(buffer: bytes, position: int, end: int) -> tuple[int, int] | None:
     """(header size, body size) of the packet at `position`, or None if it is not complete yet.
 
-    The common case (Remaining Length below 128, one byte) is handled inline by the callers; this is
+    The common case (Remaining Length below 128, one byte) is handled inline by `frames`; this is
     the general one."""
     decoded = decode_variable_byte_integer(buffer[position + 1:min(end, position + 5)])
     if decoded is None:
@@ -125,6 +125,27 @@ def frame_size(buffer: bytes, position: int, end: int) -> tuple[int, int] | None
     if position + header_size + body_size > end:
         return None
     return header_size, body_size
+
+
+def frames(data: bytes):
+    """Each complete packet in `data`, in order, as (first byte, where its body starts, body size, where
+    the next packet starts). The bytes from the last of those on are an incomplete packet to keep."""
+    position, end = 0, len(data)
+    while end - position >= 2:
+        body_size = data[position + 1]
+        if body_size < 0x80:  # the usual one-byte Remaining Length
+            header_size = 2
+            if position + 2 + body_size > end:
+                return
+        else:
+            frame = frame_size(data, position, end)
+            if frame is None:
+                return
+            header_size, body_size = frame
+        body = position + header_size
+        following = body + body_size
+        yield data[position], body, body_size, following
+        position = following
 
 
 def skip_properties(buffer: bytes, position: int) -> int:

@@ -44,6 +44,13 @@ class LoadSpec:
     collect_latency: bool
     payload_size: int = wire.PAYLOAD_SIZE
     cpus: frozenset[int] | None = None  # CPUs the load generator's processes run on (None: any)
+    publishers: int = 1          # publisher connections (one process); each sends `messages`
+    unpaced: bool = False        # publishers never wait: as fast as the socket takes the bytes
+
+    @property
+    def expected(self) -> int:
+        """Distinct messages each subscriber should receive."""
+        return self.messages * self.publishers
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,9 @@ def run_publisher(load: LoadSpec, events) -> None:
 
 
 def _publisher(load: LoadSpec, events) -> None:
+    if load.unpaced:
+        events.put(("publisher", _publish_unpaced(load)))
+        return
     sock = wire.open_connection(load.host, load.port, f"bench-pub-{os.getpid()}", load.version)
     sock.settimeout(load.time_cap + 10)
     template = wire.publish_template(load.topic, load.qos, load.version, load.payload_size)
@@ -179,21 +189,9 @@ def _publish_windowed(sock: socket.socket, load: LoadSpec, template: wire.Publis
             raise ConnectionError(f"the target closed the publisher's connection after {sent} PUBLISHes")
         if pending:
             data = pending + data
-        position, end, answers = 0, len(data), []
-        while end - position >= 2:
-            body_size = data[position + 1]
-            if body_size < 0x80:
-                header_size = 2
-                if position + 2 + body_size > end:
-                    break
-            else:
-                frame = wire.frame_size(data, position, end)
-                if frame is None:
-                    break
-                header_size, body_size = frame
-            kind = data[position] >> 4
-            body = position + header_size
-            position = body + body_size
+        position, answers = 0, []
+        for first_byte, body, body_size, position in wire.frames(data):
+            kind = first_byte >> 4
             if not wire.PUBACK <= kind <= wire.PUBCOMP or body_size < 2:
                 continue  # nothing else concerns the publisher
             packet_id = (data[body] << 8) | data[body + 1]
@@ -212,6 +210,129 @@ def _publish_windowed(sock: socket.socket, load: LoadSpec, template: wire.Publis
             sock.sendall(b"".join(answers))
     return {"sent": sent, "acknowledged": acknowledged, "refused": refused, "first_send_ns": first,
             "last_send_ns": last_send, "done_ns": time.monotonic_ns(), "capped": capped}
+
+
+class _Flooder:
+    """One unpaced publisher connection: what it has sent, what is still to be written, what is acknowledged."""
+
+    __slots__ = ("acknowledged", "index", "inflight", "last_id", "pending", "sent", "sock", "unread")
+
+    def __init__(self, index: int, sock: socket.socket):
+        self.index = index
+        self.sock = sock
+        self.sent = self.acknowledged = 0
+        self.inflight: set[int] = set()
+        self.last_id = 0
+        self.pending = memoryview(b"")  # encoded PUBLISHes not yet taken by the socket
+        self.unread = b""
+
+
+UNPACED_BATCH = 64       # PUBLISHes encoded per write
+MAX_UNACKNOWLEDGED = 65000  # QoS 1: packet identifiers are 16 bits; an unpaced publisher never waits otherwise
+
+
+def _publish_unpaced(load: LoadSpec) -> dict:
+    """`load.publishers` connections in one process, each writing PUBLISHes whenever its socket takes
+    them, never waiting for an acknowledgement (QoS 1: PUBACKs are read as they come, and counted).
+    The payload's sequence number is publisher index x messages + n, so subscribers can tell every
+    message apart."""
+    flooders = []
+    try:
+        for index in range(load.publishers):
+            sock = wire.open_connection(load.host, load.port, f"bench-pub-{os.getpid()}-{index}", load.version)
+            sock.setblocking(False)
+            flooders.append(_Flooder(index, sock))
+        return _flood(load, flooders)
+    finally:
+        for flooder in flooders:
+            try:
+                flooder.sock.setblocking(True)
+                flooder.sock.settimeout(1)
+                flooder.sock.sendall(wire.DISCONNECT_PACKET)
+            except OSError:
+                pass
+            flooder.sock.close()
+
+
+def _flood(load: LoadSpec, flooders: list[_Flooder]) -> dict:
+    template = wire.publish_template(load.topic, load.qos, load.version, load.payload_size)
+    size, payload_offset, id_offset = template.size, template.payload_offset, template.packet_id_offset
+    buffers = {flooder.index: bytearray(template.data * UNPACED_BATCH) for flooder in flooders}
+    selector = selectors.DefaultSelector()
+    for flooder in flooders:
+        selector.register(flooder.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, flooder)
+    first = time.monotonic_ns()
+    deadline = first + int(load.time_cap * NS)
+    last_send = first
+    capped = False
+    busy = len(flooders)  # not yet done: still sending, or (QoS 1) waiting for acknowledgements
+    while busy:
+        now = time.monotonic_ns()
+        if now >= deadline:
+            capped = True
+            break
+        for key, mask in selector.select(timeout=min(1.0, (deadline - now) / NS)):
+            flooder: _Flooder = key.data
+            if mask & selectors.EVENT_READ:
+                try:
+                    data = flooder.sock.recv(65536)
+                except BlockingIOError:
+                    data = None
+                if data == b"":
+                    raise ConnectionError(f"the target closed publisher {flooder.index}'s connection after "
+                                          f"{flooder.sent} PUBLISHes")
+                if data:
+                    _count_acknowledgements(flooder, data)
+            if mask & selectors.EVENT_WRITE:
+                if not flooder.pending and flooder.sent < load.messages:
+                    room = UNPACED_BATCH if load.qos == 0 else min(UNPACED_BATCH,
+                                                                   MAX_UNACKNOWLEDGED - len(flooder.inflight))
+                    count = min(room, load.messages - flooder.sent)
+                    if count > 0:
+                        buffer = buffers[flooder.index]
+                        stamp_ns = time.monotonic_ns()
+                        base_sequence = flooder.index * load.messages + flooder.sent
+                        for position in range(count):
+                            if load.qos:
+                                flooder.last_id = flooder.last_id % 65535 + 1
+                                while flooder.last_id in flooder.inflight:  # never reuse an id in flight
+                                    flooder.last_id = flooder.last_id % 65535 + 1
+                                flooder.inflight.add(flooder.last_id)
+                                wire.PACKET_ID.pack_into(buffer, position * size + id_offset, flooder.last_id)
+                            wire.STAMP.pack_into(buffer, position * size + payload_offset, stamp_ns,
+                                                 base_sequence + position)
+                        flooder.pending = memoryview(bytes(buffer[:count * size]))
+                        flooder.sent += count
+                if flooder.pending:
+                    try:
+                        written = flooder.sock.send(flooder.pending)
+                    except BlockingIOError:
+                        written = 0
+                    flooder.pending = flooder.pending[written:]
+                    last_send = time.monotonic_ns()
+            if flooder.sent >= load.messages and not flooder.pending:
+                if load.qos == 0 or not flooder.inflight:
+                    selector.unregister(flooder.sock)
+                    busy -= 1
+                elif mask & selectors.EVENT_WRITE:
+                    selector.modify(flooder.sock, selectors.EVENT_READ, flooder)
+    selector.close()
+    return {"sent": sum(f.sent for f in flooders), "acknowledged": sum(f.acknowledged for f in flooders),
+            "refused": 0, "first_send_ns": first, "last_send_ns": last_send, "done_ns": time.monotonic_ns(),
+            "capped": capped}
+
+
+def _count_acknowledgements(flooder: _Flooder, data: bytes) -> None:
+    if flooder.unread:
+        data = flooder.unread + data
+    position = 0
+    for first_byte, body, body_size, position in wire.frames(data):
+        if first_byte >> 4 == wire.PUBACK and body_size >= 2:
+            packet_id = (data[body] << 8) | data[body + 1]
+            if packet_id in flooder.inflight:
+                flooder.inflight.discard(packet_id)
+                flooder.acknowledged += 1
+    flooder.unread = data[position:]
 
 
 # ---------------------------------------------------------------------------------------- subscribers
@@ -242,7 +363,7 @@ def _subscribers(load: LoadSpec, group: SubscriberGroup, events, publisher_done)
     try:
         for index in range(group.connections):
             sock = wire.open_connection(load.host, load.port, f"bench-sub-{os.getpid()}-{index}", load.version)
-            subscribers.append(_Subscriber(sock, load.messages))
+            subscribers.append(_Subscriber(sock, load.expected))
             wire.subscribe(sock, load.topic, load.qos, load.version)
             sock.settimeout(load.time_cap + 10)
         events.put(("ready", group.group))
@@ -315,23 +436,11 @@ def _consume(subscriber: _Subscriber, data: bytes, now_ns: int, v5: bool, latenc
         data = subscriber.pending + data
     seen = subscriber.seen
     expected = len(seen)
-    position, end = 0, len(data)
+    position = 0
     answers = []
     received = unique = duplicates = unreleased = 0
-    while end - position >= 2:
-        body_size = data[position + 1]
-        if body_size < 0x80:  # the usual one-byte Remaining Length
-            header_size = 2
-            if position + 2 + body_size > end:
-                break
-        else:
-            frame = wire.frame_size(data, position, end)
-            if frame is None:
-                break
-            header_size, body_size = frame
-        first_byte = data[position]
+    for first_byte, body, body_size, position in wire.frames(data):
         kind = first_byte >> 4
-        body = position + header_size
         if kind == wire.PUBLISH:
             received += 1
             offset = body + 2 + ((data[body] << 8) | data[body + 1])  # after the topic name
@@ -357,7 +466,6 @@ def _consume(subscriber: _Subscriber, data: bytes, now_ns: int, v5: bool, latenc
         elif kind == wire.PUBREL:
             answers.append(wire.PUBCOMP_HEADER + data[body:body + 2])
             unreleased -= 1
-        position = body + body_size
     subscriber.pending = data[position:]
     subscriber.unreleased += unreleased
     if received:

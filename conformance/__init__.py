@@ -7,6 +7,7 @@ client; targets.py the brokers it runs against; plugin.py the pytest plugin (opt
 results file); deviations.py the known deviations of real brokers; tests/ the suite itself.
 """
 
+from .checks import check, fail_statement, statement
 from .outcomes import known_deviation, not_applicable
 
-__all__ = ["known_deviation", "not_applicable"]
+__all__ = ["check", "fail_statement", "known_deviation", "not_applicable", "statement"]

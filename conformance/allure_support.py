@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 
+from .items import CLIENTS_KEY, is_recorded, item_version, record_of, statement_ids, traces_of
+from .outcomes import current_target
+
 __all__ = ["AllureConformance", "format_trace", "maybe_register"]
 
 PLUGIN_NAME = "mqtt_conformance_allure"
@@ -81,22 +84,18 @@ class AllureConformance:
     # Which items are conformance tests and what they check: the plugin's own bookkeeping.
     @staticmethod
     def _suite_info(item: pytest.Item) -> tuple[str | None, list[str]] | None:
-        from .plugin import LEVEL_NAMES, _record_key, _statement_ids
-
-        if _record_key not in item.stash:
+        if not is_recorded(item):
             return None
-        level = getattr(getattr(item, "callspec", None), "params", {}).get("version")
-        return LEVEL_NAMES.get(level) if level is not None else None, _statement_ids(item, level)
+        return item_version(item), statement_ids(item)
 
-    def _broker_name(self) -> str:
-        from .plugin import _session_key
-
-        state = self.config.stash.get(_session_key, None)
-        if state is None:
+    @staticmethod
+    def _broker_name() -> str:
+        """The broker's name and version ("mosquitto 2.0.11"); its target name when it tells neither."""
+        target = current_target()
+        if target is None:
             return "unknown"
-        target = state.target
-        version_string = getattr(target, "version_string", None) if target is not None else None
-        return str(version_string or state.target_name())
+        version_string = target.version_string
+        return str(version_string) if version_string and version_string != "unknown" else target.display_name()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item):
@@ -147,12 +146,9 @@ class AllureConformance:
             return
         import allure
 
-        from .plugin import _clients_key, _record_key
-
-        clients = item.stash.get(_clients_key, [])
-        traces = [{"client": c.name, "client_id": c.client_id, "packets": c.trace} for c in clients]
-        allure.attach(format_trace(traces), name="packet trace", attachment_type=allure.attachment_type.TEXT)
-        number = item.stash[_record_key].get("known_deviation")
+        allure.attach(format_trace(traces_of(item.stash.get(CLIENTS_KEY, []))), name="packet trace",
+                      attachment_type=allure.attachment_type.TEXT)
+        number = record_of(item).get("known_deviation")
         if number is not None:
             from .deviations import DEVIATIONS
 

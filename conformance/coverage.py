@@ -3,7 +3,8 @@ modules (statically, without running anything) and set them against the catalogu
 
 A server-side statement (actor `server` or `both`) is *tested* when at least one test names it,
 *not checkable* when the catalogue gives a reason why no black-box test can make it fail, and
-*untested* otherwise. Project-defined ids (PE-…, MP-…) are counted apart from the numbered ones.
+*untested* otherwise. Project-defined ids (PE-…, MP-…, and V31-… for MQTT 3.1, whose specification
+numbers no statement) are counted apart from the numbered ones.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def compute(tags: Iterable[SpecTag], versions: Iterable[str] = VERSIONS) -> dict
 
 
 def normalise_version(text: str) -> str:
-    return {"4": "3.1.1", "5": "5.0", "3.1.1": "3.1.1", "5.0": "5.0"}.get(str(text), str(text))
+    return {"3": "3.1", "4": "3.1.1", "5": "5.0", "3.1": "3.1", "3.1.1": "3.1.1", "5.0": "5.0"}.get(str(text), str(text))
 
 
 def _numbered(statement: Statement) -> bool:
@@ -101,7 +102,7 @@ def format_report(coverage: Coverage, show_missing: bool = False) -> str:
     rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # total, tested, not checkable, untested
     for statement in coverage.statements:
         for key in (statement.packet, "ALL"):
-            row = rows[key if _numbered(statement) else f"{key} (PE/MP)"]
+            row = rows[key if _numbered(statement) else f"{key} (own ids)"]
             row[0] += 1
             if statement.id in coverage.tested:
                 row[1] += 1
@@ -112,16 +113,17 @@ def format_report(coverage: Coverage, show_missing: bool = False) -> str:
     lines = [f"MQTT {coverage.version}: server and both statements",
              f"  {'packet / area':<26}{'total':>7}{'tested':>8}{'n/check':>9}{'untested':>10}"]
     order = sorted(k for k in rows if not k.startswith("ALL"))
-    for key in order + ["ALL", "ALL (PE/MP)"]:
+    for key in order + ["ALL", "ALL (own ids)"]:
         if key in rows:
             total, tested, not_checkable, untested = rows[key]
-            label = {"ALL": "all numbered", "ALL (PE/MP)": "all PE/MP (unnumbered)"}.get(key, key)
+            label = {"ALL": "all numbered", "ALL (own ids)": "all own ids (PE/MP/V31)"}.get(key, key)
             lines.append(f"  {label:<26}{total:>7}{tested:>8}{not_checkable:>9}{untested:>10}")
-    checkable = [s for s in coverage.statements if _numbered(s) and (s.checkable or s.id in coverage.tested)]
-    done = sum(1 for s in checkable if s.id in coverage.tested)
-    if checkable:
-        lines.append(f"  numbered checkable statements with a test: {done}/{len(checkable)} "
-                     f"({100 * done / len(checkable):.0f} %)")
+    for kind, keep in (("numbered", _numbered), ("own-id", lambda s: not _numbered(s))):
+        checkable = [s for s in coverage.statements if keep(s) and (s.checkable or s.id in coverage.tested)]
+        done = sum(1 for s in checkable if s.id in coverage.tested)
+        if checkable:
+            lines.append(f"  {kind} checkable statements with a test: {done}/{len(checkable)} "
+                         f"({100 * done / len(checkable):.0f} %)")
     for statement_id, test in coverage.unknown_ids:
         lines.append(f"  ! {test} names {statement_id}, which is not a {coverage.version} statement")
     if show_missing:

@@ -5,10 +5,11 @@ A conformance test that observes one of these behaviours calls
 its version string, or listed in its target profile) the outcome is recorded as *fail* with
 `known_deviation: N` (pytest shows it as xfail); on any other target it is a plain failure.
 
-Numbers 1-28 are the rows of the shared table of known mosquitto deviations
-(`mosquitto-deviations.md` in the steering folder) and keep its numbering. Numbers from 101 on are
-deviations this suite found itself; each carries its evidence (the spec sentence and the bytes
-observed), because no outside reference vouches for it.
+Numbers below 100 are deviations known from mosquitto's own ChangeLog and issue tracker
+(github.com/eclipse-mosquitto/mosquitto: the issue numbers are given as #NNNN), each confirmed or
+refined by this suite where the versions at hand show it. Numbers from 101 on are deviations this suite
+found itself; each carries its evidence (the spec sentence and the bytes observed), because no outside
+reference vouches for it.
 """
 
 from __future__ import annotations
@@ -65,45 +66,50 @@ _ALL: tuple[Deviation, ...] = (
         1, "mosquitto",
         "CONNECT with an unknown protocol level gets a v5-format CONNACK 20 03 00 84 00 instead of the "
         "3.1.1 answer 20 02 00 01",
-        (("3.1.1", "MQTT-3.1.2-2"),), _between((2, 0, 12)), "2.0.12 and later (open)",
-        "mosquitto-deviations.md row 1; eclipse-mosquitto/mosquitto#3696"),
+        (("3.1.1", "MQTT-3.1.2-2"),), _between((2, 1, 0)),
+        "2.1.x (open; observed on 2.1.2; 2.0.11 and 2.0.21 answer 20 02 00 01, see the pcap corpus's "
+        "test_connect.test_unsupported_protocol_level captures)",
+        "eclipse-mosquitto/mosquitto#3696 (which dates it from 2.0.12; the 2.0.21 capture says otherwise)"),
     Deviation(
         7, "mosquitto",
         "PUBLISH with an empty topic and an unknown Topic Alias answered with Topic Alias invalid (0x94) "
         "instead of a Protocol Error",
         (("5.0", "PE-3.3.4-c"),), _between(None, (2, 0, 6)), "before 2.0.6",
-        "mosquitto-deviations.md row 7; ChangeLog 2.0.6"),
+        "ChangeLog 2.0.6"),
     Deviation(
         8, "mosquitto",
         "Receive Maximum overrun by the client answered with PUBREC 0x97 and the connection kept, "
         "instead of DISCONNECT 0x93",
         (("5.0", "MQTT-3.3.4-8"),), _between((2, 0, 0)), "2.0.0 and later (open)",
-        "mosquitto-deviations.md row 8; #3588, #3611"),
+        "#3588, #3611"),
     Deviation(
         13, "mosquitto",
         "Session takeover: the existing v5 connection is closed without DISCONNECT 0x8E (Session taken over)",
-        (("5.0", "MQTT-3.1.4-3"),), _between(None, (2, 1, 0)), "before 2.1.0",
-        "mosquitto-deviations.md row 13; eclipse-mosquitto/mosquitto#2340 (wrong code before 2.0.15: #2607)"),
+        (("5.0", "MQTT-3.1.4-3"),), _between(None, (2, 0, 15)),
+        "before 2.0.15 (observed on 2.0.11; 2.0.21 and 2.1.2 send DISCONNECT 0x8E, see the pcap corpus's "
+        "test_session.test_client_id_takeover_closes_existing_connection captures)",
+        "eclipse-mosquitto/mosquitto#2340 (wrong code before 2.0.15: #2607)"),
     Deviation(
         19, "mosquitto",
         "PUBACK/PUBREC wrongly carry 0x10 (No matching subscribers) when there are subscribers",
         (("5.0", "MQTT-3.4.2-1"),), _between(None, (2, 0, 20)), "before 2.0.20",
-        "mosquitto-deviations.md row 19; #3128"),
+        "#3128"),
     Deviation(
         21, "mosquitto",
         "QoS 2: a second duplicate PUBLISH before PUBREL is answered with DISCONNECT 0x82 instead of PUBREC",
         (("5.0", "MQTT-4.3.3-10"), ("3.1.1", "MQTT-4.3.3-2")), _between((2, 1, 0)), "2.1.x (open)",
-        "mosquitto-deviations.md row 21; #3599, #3602"),
+        "#3599, #3602"),
     Deviation(
         22, "mosquitto",
         "Reserved packet type 0 not disconnected promptly",
         (("3.1.1", "MQTT-4.8.0-1"), ("5.0", "MQTT-4.13.1-1")), _between(None, (2, 0, 21)), "before 2.0.21",
-        "mosquitto-deviations.md row 22; #2325"),
+        "#2325"),
     # ---- found by this suite (101+) ----
     Deviation(
         101, "mosquitto",
         "Keep Alive expiry is detected late: a client silent for 1.5 x Keep Alive stays connected for seconds more",
-        (("3.1.1", "MQTT-3.1.2-24"), ("5.0", "MQTT-3.1.2-22")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
+        (("3.1.1", "MQTT-3.1.2-24"), ("5.0", "MQTT-3.1.2-22"), ("3.1", "V31-3.1-f")), lambda v: v == (2, 0, 11),
+        "2.0.11 (observed)",
         "found by this suite (test_session.py::test_keep_alive_timeout_closes_silent_client)",
         evidence=(
             "3.1.1 section 3.1.2.10 / 5.0 section 3.1.2.10: 'If the Keep Alive value is non-zero and the Server "
@@ -119,7 +125,7 @@ _ALL: tuple[Deviation, ...] = (
         "PINGREQ with non-zero fixed-header flags is answered with PINGRESP instead of closing the connection",
         (("3.1.1", "MQTT-2.2.2-2"), ("5.0", "MQTT-2.1.3-1")), lambda v: v == (2, 0, 11), "2.0.11 (observed)",
         "found by this suite (test_malformed.py::test_invalid_fixed_header_flags_close); possibly among the "
-        "'strict protocol compliance fixes' of 2.0.12 (mosquitto-deviations.md row 22), not verified",
+        "'strict protocol compliance fixes' of 2.0.12 (mosquitto ChangeLog), not verified",
         evidence=(
             "3.1.1 section 2.2.2: 'Where a flag bit is marked as \u201cReserved\u201d in Table 2.2 - Flag Bits, it "
             "is reserved for future use and MUST be set to the value listed in that table [MQTT-2.2.2-1]. If "
@@ -149,7 +155,7 @@ _ALL: tuple[Deviation, ...] = (
         (("3.1.1", "MQTT-3.3.5-1"),), _between((2, 0, 11), (2, 1, 0)),
         "2.0.11 and 2.0.21 (observed); not 2.1.2",
         "found by this suite (test_properties.py::test_deliveries_equal_matching_subscriptions); not in "
-        "mosquitto-deviations.md (row 5 concerns duplicate copies, not their QoS)",
+        "mosquitto ChangeLog 2.1.0 (allow_duplicate_messages) concerns duplicate copies, not their QoS",
         evidence=(
             "3.1.1 section 3.3.5: 'When Clients make subscriptions with Topic Filters that include wildcards, it "
             "is possible for a Client's subscriptions to overlap so that a published message might match "
@@ -228,7 +234,7 @@ _ALL: tuple[Deviation, ...] = (
         "A Will with a Will Delay Interval is published at once when the connection drops, although the "
         "session (Session Expiry Interval 30 s) outlives the delay",
         (("5.0", "MQTT-3.1.2-8"),), _between((2, 1, 0)), "2.1.2 (observed); not 2.0.11 or 2.0.21",
-        "found by this suite (test_will.py::test_v5_will_delay); mosquitto-deviations.md row 10 concerns "
+        "found by this suite (test_will.py::test_v5_will_delay); mosquitto's known will-delay issue "
         "Session Expiry 0 (#3505), not this case",
         evidence=(
             "5.0 section 3.1.2.5: 'The Will Message MUST be published after the Network Connection is subsequently "
@@ -240,6 +246,48 @@ _ALL: tuple[Deviation, ...] = (
             "without DISCONNECT; the watcher subscribed to the will topic receives the Will PUBLISH 0.2 to 0.7 s after the "
             "close, before the 1 s delay (the delay seems rounded to mosquitto's whole-second timer). Reproduced "
             "4 times out of 4; 2.0.11 and 2.0.21 wait for the delay.")),
+    Deviation(
+        110, "mosquitto",
+        "MQTT 3.1: a Client Identifier longer than 23 characters is accepted (CONNACK 0) instead of refused "
+        "with return code 2 (identifier rejected)",
+        (("3.1", "V31-3.1-b"),), _between((2, 0, 0)), "2.0.11, 2.0.21 and 2.1.2 (observed); 1.x not checked",
+        "found by this suite (test_v31.py::test_client_identifier_longer_than_23_is_rejected)",
+        evidence=(
+            "MQTT 3.1, section 3.1 (CONNECT payload): the Client Identifier must be between 1 and 23 characters "
+            "long, and a server receiving a longer one answers CONNACK with return code 2 (identifier rejected). "
+            "Observed on mosquitto 2.0.11 (Debian bookworm binary), 2.0.21 and 2.1.2 (Docker images): CONNECT "
+            "'MQIsdp' level 3 with a 24-character identifier (10 26 00 06 4d 51 49 73 64 70 03 02 00 3c 00 18 "
+            "...) is answered 20 02 00 00 and the connection is usable. The 23-character case and empty "
+            "identifiers (return code 2) behave as specified.")),
+    Deviation(
+        111, "mosquitto",
+        "MQTT 3.1: CONNECT 'MQIsdp' with protocol version 127 gets a v5-format CONNACK 20 03 00 84 00 "
+        "instead of the 3.1 answer 20 02 00 01 (unacceptable protocol version)",
+        (("3.1", "V31-3.1-d"), ("3.1", "V31-3.2-a")), _between((2, 1, 0)), "2.1.2 (observed); not 2.0.11 or 2.0.21",
+        "found by this suite (test_v31.py::test_mqisdp_with_another_level_is_refused); related to deviation #1 "
+        "(the same v5-format answer to an unknown level under the name 'MQTT')",
+        evidence=(
+            "MQTT 3.1, section 3.2 (CONNACK): the variable header is two bytes, a reserved byte and the return "
+            "code, and return code 1 refuses an unacceptable protocol version. Observed on mosquitto 2.1.2 "
+            "(Debian sid image): CONNECT 10 1d 00 06 4d 51 49 73 64 70 7f 02 ... (MQIsdp, level 0x7F) is answered "
+            "20 03 00 84 00, a CONNACK with remaining length 3 and the MQTT 5.0 reason code 0x84, which a 3.1 "
+            "client cannot read; 'MQIsdp' level 4 still gets 20 02 00 01. mosquitto 2.0.11 and 2.0.21 answer "
+            "20 02 00 01 to both.")),
+    Deviation(
+        112, "mosquitto",
+        "MQTT over WebSocket: a text frame does not close the connection; it stays open and stops answering",
+        (("3.1.1", "MQTT-6.0.0-1"), ("5.0", "MQTT-6.0.0-1")), _between((2, 0, 11), (2, 1, 0)),
+        "2.0.11 and 2.0.21 (observed); 2.1.2 closes the connection",
+        "found by this suite (test_wire.py::test_websocket_transport), once the mosquitto target opened a "
+        "WebSocket listener",
+        evidence=(
+            "Both specifications, section 6: 'MQTT Control Packets MUST be sent in WebSocket binary data frames. If "
+            "any other type of data frame is received the recipient MUST close the Network Connection "
+            "[MQTT-6.0.0-1].' Observed on mosquitto 2.0.11 (Debian bookworm binary, listener with protocol "
+            "websockets), MQTT 3.1.1 and 5.0: after CONNECT / CONNACK 20 02 00 00 the client sends one text frame "
+            "'this is not MQTT'; the TCP connection is still open 3 s later, and a PINGREQ c0 00 sent then gets no "
+            "PINGRESP within 2 s; the same on 2.0.21 (Docker image, trixie). (Consistent with the text's bytes being "
+            "read as MQTT: 't' 0x74 would be a PUBREL header announcing 0x68 = 104 more bytes.)")),
 )
 
 DEVIATIONS: dict[int, Deviation] = {d.number: d for d in _ALL}

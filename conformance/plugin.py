@@ -2,7 +2,7 @@
 
     pytest --pyargs conformance --broker=mosquitto --mqtt-version=all --results=results/run.json
 
-Options: `--broker=TARGET` (see conformance/targets.py), `--mqtt-version=3.1.1|5.0|all`,
+Options: `--broker=TARGET` (see conformance/targets.py), `--mqtt-version=3.1|3.1.1|5.0|all`,
 `--results=PATH` (default results/conformance-<target>.json), `--target-profile=FILE` (TOML).
 
 Tests are tagged `@pytest.mark.spec("MQTT-3.3.1-4", version="5.0")` with statement ids of the
@@ -19,6 +19,7 @@ file, and no file is written when there are none.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -33,19 +34,30 @@ from typing import Any
 
 import pytest
 
-from . import allure_support, outcomes
+from . import allure_support, capture, checks, outcomes, policy, selection, transports
+from .classify import PYTEST_STATUS, classify_report
 from .client import HarnessError, RawClient
-from .outcomes import NOT_APPLICABLE_PREFIX, not_applicable, parse_known_deviation
-from .targets import BrokerTarget, TargetProfile, load_profile, target_from_option
+from .hypothesis_profiles import is_derandomized, profile_name
+from .items import (
+    CLIENTS_KEY,
+    LEVEL_NAMES,
+    RECORD_KEY,
+    VERSION_LEVELS,
+    is_recorded,
+    item_level,
+    parse_versions,
+    spec_versions,
+    statement_ids,
+    traces_of,
+)
+from .outcomes import not_applicable
+from .probe import ServerLimits, VersionSupport, probe_broker, read_identity
+from .targets import BrokerTarget, TargetProfile, load_profile, shipped_profiles, target_from_option
 
-VERSION_LEVELS = {"3.1.1": 4, "5.0": 5}
-LEVEL_NAMES = {4: "3.1.1", 5: "5.0"}
 RESULTS_SCHEMA = "mqtt-conformance-results/1"
 _SUITE_FIXTURES = frozenset({"broker", "client_factory", "version", "topic"})
 
 _session_key = pytest.StashKey["ConformanceSession"]()
-_record_key = pytest.StashKey[dict]()
-_clients_key = pytest.StashKey[list]()
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -54,25 +66,19 @@ _clients_key = pytest.StashKey[list]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mqtt-conformance", "MQTT conformance suite")
     group.addoption("--broker", default=None, metavar="TARGET",
-                    help="broker to test: refbroker (default), mosquitto, mosquitto:/path/to/binary, "
-                         "docker:mosquitto-2.0.11/-2.0.21/-2.1.2 (images from python -m interop images build) or HOST:PORT")
+                    help="broker to test: refbroker (default; refbroker:KEY=VALUE,... adds refbroker config keys), "
+                         "mosquitto, mosquitto:/path/to/binary, docker:mosquitto-2.0.11/-2.0.21/-2.1.2 (images from "
+                         "python -m interop images build) or HOST:PORT")
     group.addoption("--mqtt-version", default="all", metavar="VERSION",
-                    help="MQTT version(s) to test: 3.1.1, 5.0 or all (default: all)")
+                    help="MQTT version(s) to test: 3.1, 3.1.1, 5.0 (comma-separated) or all (default: all)")
     group.addoption("--results", default=None, metavar="PATH",
                     help="results JSON file (default: results/conformance-<target>.json)")
-    group.addoption("--target-profile", default=None, metavar="FILE",
-                    help="TOML file declaring the target's optional features and known deviations")
-
-
-def parse_versions(text: str | None) -> tuple[str, ...]:
-    text = (text or "all").strip()
-    if text == "all":
-        return ("3.1.1", "5.0")
-    versions = tuple(part.strip() for part in text.split(","))
-    for version in versions:
-        if version not in VERSION_LEVELS:
-            raise ValueError(f"--mqtt-version: unknown version {version!r}; expected 3.1.1, 5.0 or all")
-    return versions
+    group.addoption("--target-profile", default=None, metavar="FILE|NAME",
+                    help="TOML file declaring the target's name, version, optional features and known deviations, "
+                         "or the name of a profile shipped with the suite: " + ", ".join(shipped_profiles()))
+    capture.add_options(group)  # --capture-dir: one pcapng per test (conformance/capture.py)
+    transports.add_options(group)  # --transport tcp|tls|ws|wss (conformance/transports.py)
+    policy.add_options(group)  # --policy-layout ...: the test server policy checks (conformance/policy/)
 
 
 # ------------------------------------------------------------------------------------------ session
@@ -87,6 +93,7 @@ class ConformanceSession:
     versions: tuple[str, ...]
     results_option: str | None
     profile: TargetProfile
+    transport: str = "tcp"
     target: BrokerTarget | None = None
     target_error: str | None = None
     records: list[dict] = field(default_factory=list)
@@ -94,11 +101,21 @@ class ConformanceSession:
     started_monotonic: float = field(default_factory=time.monotonic)
     broker_log: str = ""
     results_written: str | None = None
+    #: what probing the broker found, per selected version (set when the broker starts)
+    support: dict[str, VersionSupport] = field(default_factory=dict)
+    #: (name, version) the broker published on $SYS/broker/version, if it did
+    detected_identity: tuple[str, str] | None = None
+    #: why the broker's identity could not be read, when it could not (said in the header and the summary)
+    identity_note: str | None = None
+    hypothesis_seed: int | None = None
 
     def target_name(self) -> str:
+        """The target's name; "NAME over TRANSPORT" for --transport tls/ws/wss, so runs stay apart in reports."""
         if self.target is not None:
-            return self.target.display_name()
-        return self.profile.name or (self.broker_option or "refbroker")
+            name = self.target.display_name()
+        else:
+            name = self.profile.name or (self.broker_option or "refbroker")
+        return name if self.transport == "tcp" else f"{name} over {self.transport}"
 
     def results_path(self) -> Path:
         if self.results_option:
@@ -115,10 +132,11 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "spec(*ids, version=None): normative MQTT statement(s) the test checks; version '3.1.1', '5.0' or "
+        "spec(*ids, version=None): normative MQTT statement(s) the test checks; version '3.1', '3.1.1', '5.0' or "
         "omitted for both (conformance suite)")
     try:
         versions = parse_versions(config.getoption("--mqtt-version"))
@@ -128,86 +146,63 @@ def pytest_configure(config: pytest.Config) -> None:
             target_from_option(broker_option)  # syntax check only: nothing is started here
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[_session_key] = ConformanceSession(config, broker_option, versions,
-                                                    config.getoption("--results"), profile)
-    allure_support.maybe_register(config)  # allure labels and traces, only with allure-pytest and --alluredir
+    state = ConformanceSession(config, broker_option, versions, config.getoption("--results"), profile,
+                               transport=transports.check_options(config))
+    config.stash[_session_key] = state
+    state.hypothesis_seed = _fix_hypothesis_seed(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # allure labels and traces, only with allure-pytest and --alluredir; registered after allure-pytest's own
+    # plugin (which pytest_configure registers), so that our labels and description are applied last
+    allure_support.maybe_register(session.config)
 
 
 def _session(config: pytest.Config) -> ConformanceSession:
     return config.stash[_session_key]
 
 
+def _fix_hypothesis_seed(config: pytest.Config) -> int | None:
+    """The seed of a random (thorough) Hypothesis run: `--hypothesis-seed`, or one drawn here and handed to
+    Hypothesis's pytest plugin (which reads the option after this hook), so the results file can name it.
+    None for the derandomized ci profile, whose examples do not depend on a seed."""
+    try:
+        given = config.getoption("hypothesis_seed")
+    except ValueError:  # Hypothesis's pytest plugin is not loaded
+        return None
+    if given is not None:
+        try:
+            return int(given)
+        except ValueError:
+            return None
+    if is_derandomized():
+        return None
+    import random
+
+    seed = random.SystemRandom().randrange(2**32)
+    config.option.hypothesis_seed = str(seed)
+    return seed
+
+
 # ------------------------------------------------------------------------------ markers and versions
 
 
-def spec_versions(markers: list[pytest.Mark], catalogue_check: bool = True) -> dict[str, list[str]]:
-    """{version: [statement ids]} named by a test's `spec` markers, ids in catalogue spelling.
+def _fixture_definitions(item: pytest.Item) -> dict[str, Any]:
+    """The fixture definitions each fixture name of a test resolves to (the last one is the one used).
 
-    A marker without `version` applies to each version whose catalogue has its ids. Raises ValueError
-    for unknown ids, versions, or markers without ids.
-    """
+    pytest has no public accessor for this: it keeps it in the test item's `_fixtureinfo`, so this is
+    the one place the plugin reads a private pytest attribute (tests/structure allows exactly this one).
+    An item without it (a pytest that changed it, another plugin's item) looks foreign to the suite,
+    which then leaves it alone."""
     try:
-        from .catalogue import normalise_id
-    except ImportError:  # the catalogue is written by someone else; work without it until it exists
-        normalise_id = None  # type: ignore[assignment]
-    result: dict[str, list[str]] = {}
-    for mark in markers:
-        ids = [str(i) for i in mark.args]
-        if not ids:
-            raise ValueError("@pytest.mark.spec needs at least one statement id")
-        version = mark.kwargs.get("version")
-        unknown_kwargs = set(mark.kwargs) - {"version"}
-        if unknown_kwargs:
-            raise ValueError(f"@pytest.mark.spec: unknown argument(s) {', '.join(sorted(unknown_kwargs))}")
-        if version is not None and str(version) not in VERSION_LEVELS:
-            raise ValueError(f"@pytest.mark.spec: version must be '3.1.1' or '5.0', got {version!r}")
-        if version is not None:
-            candidates = [str(version)]
-        elif normalise_id is None or not catalogue_check:
-            candidates = list(VERSION_LEVELS)
-        else:
-            # Without `version`, the marker applies to the versions whose catalogue has its ids. All its
-            # ids must agree: a marker mixing a both-version id with a one-version id is a tagging slip.
-            homes = {}
-            for statement in ids:
-                found = []
-                for candidate in VERSION_LEVELS:
-                    try:
-                        normalise_id(candidate, statement)
-                        found.append(candidate)
-                    except KeyError:
-                        pass
-                homes[statement] = tuple(found)
-            unknown = [statement for statement, found in homes.items() if not found]
-            if unknown:
-                raise ValueError(f"@pytest.mark.spec: {', '.join(unknown)} not a statement of MQTT 3.1.1 or 5.0")
-            if len(set(homes.values())) > 1:
-                detail = "; ".join(f"{s} in {' and '.join(v)}" for s, v in homes.items())
-                raise ValueError(f"@pytest.mark.spec: ids of different versions in one marker ({detail}); "
-                                 "split it into markers with version=")
-            candidates = list(next(iter(homes.values())))
-        for candidate in candidates:
-            normalised = []
-            for statement in ids:
-                if normalise_id is None or not catalogue_check:
-                    normalised.append(statement)
-                    continue
-                try:
-                    normalised.append(normalise_id(candidate, statement))
-                except KeyError as exc:
-                    raise ValueError(f"@pytest.mark.spec: {exc.args[0] if exc.args else exc}") from None
-            for statement in normalised:
-                if statement not in result.setdefault(candidate, []):
-                    result[candidate].append(statement)
-    return result
+        return item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+    except AttributeError:
+        return {}
 
 
 def _is_ours(metafunc: pytest.Metafunc, name: str) -> bool:
     """Does `name` resolve to this plugin's fixture for this test (not to a project's own fixture)?"""
-    try:
-        definitions = metafunc.definition._fixtureinfo.name2fixturedefs.get(name)
-    except AttributeError:
-        return False
+    definitions = _fixture_definitions(metafunc.definition).get(name)
     if not definitions:
         return False
     func = getattr(definitions[-1], "func", None)
@@ -234,10 +229,7 @@ def _is_suite_item(item: pytest.Item) -> bool:
     names = set(getattr(item, "fixturenames", ()))
     if not names & _SUITE_FIXTURES:
         return False
-    try:
-        definitions = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
-    except AttributeError:
-        return False
+    definitions = _fixture_definitions(item)
     for name in names & _SUITE_FIXTURES:
         defs = definitions.get(name)
         if defs and getattr(getattr(defs[-1], "func", None), "__module__", None) == __name__:
@@ -256,7 +248,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if level is not None and LEVEL_NAMES.get(level) not in state.versions:
             deselected.append(item)
             continue
-        item.stash[_record_key] = {}
+        item.stash[RECORD_KEY] = {}
         selected.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
@@ -266,14 +258,54 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 # ----------------------------------------------------------------------------------------- fixtures
 
 
+#: CONNACK limits that a broker announcing them to MQTT 5.0 clients is taken to apply to 3.1.1 clients too
+_LIMITS_FOR_EVERY_VERSION = frozenset({"maximum_packet_size", "maximum_qos", "retain_available",
+                                       "wildcard_subscription_available", "shared_subscription_available"})
+
+
 class BrokerSession:
     """What tests see of the started target: address, version string, profile, feature checks."""
 
-    def __init__(self, target: BrokerTarget):
+    def __init__(self, target: BrokerTarget, support: dict[str, VersionSupport] | None = None,
+                 transport: str = "tcp"):
         self.target = target
-        self.host, self.port = target.address
+        self.host, self.port = target.address  # plain TCP, whatever the transport
         self.version_string = target.version_string
         self.profile = target.profile
+        self.transport = transport
+        #: where `client_factory` connects (--transport); None: plain TCP at host:port
+        self.endpoint = None
+        if transport != "tcp":
+            self.endpoint = target.endpoint(transport)
+            if self.endpoint is None:
+                raise HarnessError(f"--transport {transport}: {target.no_transport_reason(transport)}")
+        #: per protocol version ("3.1.1", "5.0"): does the broker speak it, and what did its CONNACK announce
+        self.support = dict(support or {})
+
+    def limits(self, level: int) -> ServerLimits:
+        """The limits the broker's CONNACK announced to the probe at this protocol level.
+
+        MQTT 3.1.1 cannot announce limits. Where the same broker announced them to the MQTT 5.0 probe
+        (mosquitto's `max_packet_size`, `max_qos`, `retain_available` apply to every protocol version), the
+        3.1.1 tests assume the same limits, so that a packet beyond them is not sent (not applicable) rather
+        than answered with a close that 3.1.1 cannot explain; the target profile's [features] come on top."""
+        found = self.support.get(LEVEL_NAMES.get(level, ""))
+        limits = found.limits if found is not None else ServerLimits()
+        v5 = self.support.get("5.0")
+        if level != 5 and v5 is not None and v5.supported:
+            inherited = {name: value for name, value in v5.limits.announced().items()
+                         if name in _LIMITS_FOR_EVERY_VERSION}
+            limits = dataclasses.replace(limits, **inherited)
+        # What a 3.1.1 broker cannot announce, its target profile can: [features] qos2/qos1/retain = false
+        declared = {}
+        if self.profile.feature("qos2") is False and limits.maximum_qos is None:
+            declared["maximum_qos"] = 0 if self.profile.feature("qos1") is False else 1
+        for feature, field_name in (("retain", "retain_available"), ("wildcard_subscriptions",
+                                    "wildcard_subscription_available"), ("shared_subscriptions",
+                                    "shared_subscription_available")):
+            if self.profile.feature(feature) is False:
+                declared[field_name] = False
+        return dataclasses.replace(limits, **declared) if declared else limits
 
     @property
     def name(self) -> str:
@@ -297,11 +329,24 @@ class BrokerSession:
         declared = self.profile.feature(feature)
         if declared is False:
             not_applicable(f"the target profile says the broker does not support {feature}")
-        if declared is True or connack is None:
+        if declared is True:
             return
-        props = getattr(connack, "properties", None)
-        if props is None:
+        if connack is None or getattr(connack, "properties", None) is None:
+            # 3.1.1: what the broker announced to the MQTT 5.0 probe stands for it (see `limits`)
+            limits = self.limits(4)
+            by_limits: dict[str, Callable[[], bool]] = {
+                "retain": lambda: limits.retain_available is not False,
+                "wildcard_subscriptions": lambda: limits.wildcard_subscription_available is not False,
+                "shared_subscriptions": lambda: limits.shared_subscription_available is not False,
+                "qos1": lambda: limits.maximum_qos != 0,
+                "qos2": lambda: limits.maximum_qos is None,
+            }
+            check = by_limits.get(feature)
+            if check is not None and not check():
+                not_applicable(f"the broker's MQTT 5.0 CONNACK says it does not support {feature} "
+                               f"({limits.announced()}), taken to hold for this protocol version too")
             return
+        props = connack.properties
         checks: dict[str, Callable[[], bool]] = {
             "retain": lambda: props.retain_available in (None, 1),
             "wildcard_subscriptions": lambda: props.wildcard_subscription_available in (None, 1),
@@ -338,9 +383,12 @@ def broker(request: pytest.FixtureRequest):
     except Exception as exc:
         state.target_error = f"{type(exc).__name__}: {exc}"
         raise HarnessError(f"the broker target {target.name} did not start: {exc}") from exc
+    _probe(state, target)
     outcomes.set_current_target(target)
+    broker_session = BrokerSession(target, state.support, state.transport)
+    capture.start(request.config, broker_session)  # --capture-dir: tests connect through a recording proxy
     try:
-        yield BrokerSession(target)
+        yield broker_session
     finally:
         outcomes.set_current_target(None)
         try:
@@ -355,13 +403,44 @@ def broker(request: pytest.FixtureRequest):
                 cleanup()
 
 
+def _probe(state: ConformanceSession, target: BrokerTarget) -> None:
+    """Which selected versions the broker speaks, its announced limits, and its name and version."""
+    host, port = target.address
+    prefix = "probe" + uuid.uuid4().hex[:8]
+    credentials = target.profile.credentials
+    state.support = probe_broker(host, port, state.versions, prefix, credentials)
+    spoken = [v for v, found in state.support.items() if found.supported and not found.needs_credentials]
+    if spoken and not target.profile.version:
+        identity = read_identity(host, port, spoken[0], prefix + "id", credentials=credentials)
+        if identity is not None:
+            state.detected_identity = identity
+            target.detected_identity = identity
+        elif target.version_string in (None, "", "unknown"):  # nobody can name the broker: say why
+            state.identity_note = _no_identity_reason(state.support)
+
+
+def _no_identity_reason(support: dict[str, VersionSupport]) -> str:
+    """Why $SYS/broker/version gave nothing. A broker that keeps no retained messages (v5 CONNACK Retain
+    Available 0; mosquitto with `retain_available false`) cannot deliver the retained version message it
+    published at start, however long one waits; say so rather than leave the user guessing."""
+    hint = "name it with --target-profile (e.g. --target-profile=mosquitto-2.0.11) so that its known deviations apply"
+    if any(found.limits.retain_available is False for found in support.values() if found.supported):
+        return ("the broker's CONNACK says Retain Available 0: it keeps no retained messages, so the retained "
+                f"$SYS/broker/version it published when it started cannot be read; {hint}")
+    return f"nothing arrived on $SYS/broker/version within 1 s (the broker does not publish it, or not to us); {hint}"
+
+
 @pytest.fixture
 def version(request: pytest.FixtureRequest) -> int:
-    """The MQTT protocol level under test: 4 (3.1.1) or 5 (5.0)."""
+    """The MQTT protocol level under test: 3 (3.1), 4 (3.1.1) or 5 (5.0); not applicable when the broker refused
+    that version when probed (one reason for all its tests)."""
     param = getattr(request, "param", None)
-    if param is not None:
-        return param
-    return VERSION_LEVELS[_session(request.config).versions[0]]
+    level = param if param is not None else VERSION_LEVELS[_session(request.config).versions[0]]
+    broker_session: BrokerSession = request.getfixturevalue("broker")
+    found = broker_session.support.get(LEVEL_NAMES[level])
+    if found is not None and (not found.supported or found.needs_credentials):
+        not_applicable(found.reason())
+    return level
 
 
 @pytest.fixture
@@ -392,14 +471,18 @@ class ClientFactory:
         `websocket=True`: over the target's WebSocket listener (not applicable if it has none).
         """
         host, port = self.broker.host, self.broker.port
+        endpoint = None if websocket else self.broker.endpoint  # --transport (None: plain TCP)
         if websocket:
             address = self.broker.websocket_address
             if address is None:
                 not_applicable(self.broker.target.no_websocket_reason)
             host, port = address
-        client = RawClient(host, port, version or self.version,
+        level = version or self.version
+        client = RawClient(host, port, level,
                            client_id=self.new_client_id() if client_id is None else client_id,
-                           name=name or f"client{len(self.clients) + 1}", websocket=websocket)
+                           name=name or f"client{len(self.clients) + 1}", websocket=websocket,
+                           server_limits=self.broker.limits(level), credentials=self.broker.profile.credentials,
+                           endpoint=endpoint)
         self.clients.append(client)
         if connect:
             client.connect(**connect_kwargs)
@@ -422,7 +505,7 @@ class ClientFactory:
 @pytest.fixture
 def client_factory(request: pytest.FixtureRequest, broker: BrokerSession, version: int):
     """`client_factory(name=None, *, connect=True, client_id=None, version=None, websocket=False, **connect_kwargs)`."""
-    clients: list[RawClient] = request.node.stash.setdefault(_clients_key, [])
+    clients: list[RawClient] = request.node.stash.setdefault(CLIENTS_KEY, [])
     factory = ClientFactory(broker, version, clients)
     try:
         yield factory
@@ -433,141 +516,158 @@ def client_factory(request: pytest.FixtureRequest, broker: BrokerSession, versio
 # ------------------------------------------------------------------------------------------ results
 
 
-def _statement_ids(item: pytest.Item, level: int | None) -> list[str]:
-    markers = list(item.iter_markers("spec"))
-    if not markers:
-        return []
-    try:
-        per_version = spec_versions(markers)
-    except ValueError:
-        return [str(i) for mark in markers for i in mark.args]
-    if level is None:
-        return [i for ids in per_version.values() for i in ids]
-    return per_version.get(LEVEL_NAMES.get(level, ""), [])
-
-
-def _reason_from_skip(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        text = str(longrepr[2])
-    else:
-        text = str(longrepr)
-    return text.removeprefix("Skipped: ")
-
-
-def _is_assertion(excinfo: pytest.ExceptionInfo | None) -> bool:
-    if excinfo is None:
-        return False
-    exc = excinfo.value
-
-    def leaves(error: BaseException):
-        if isinstance(error, BaseExceptionGroup):
-            for inner in error.exceptions:
-                yield from leaves(inner)
-        else:
-            yield error
-
-    return all(isinstance(e, (AssertionError, pytest.fail.Exception)) for e in leaves(exc))
-
-
-def _failure_text(call: pytest.CallInfo, report: pytest.TestReport) -> str:
-    if call.excinfo is not None:
-        text = call.excinfo.exconly()
-        crash = getattr(report.longrepr, "reprcrash", None)
-        if crash is not None:
-            text += f" ({os.path.basename(crash.path)}:{crash.lineno})"
-        return text[:4000]
-    return str(report.longrepr)[:4000]
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if is_recorded(item):
+        checks.begin_test()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
-    if _record_key not in item.stash:
+    if not is_recorded(item):
         return
     report: pytest.TestReport = outcome.get_result()
-    record = item.stash[_record_key]
-    record.setdefault("duration", 0.0)
-    record["duration"] += report.duration
-    when = report.when
-    if when == "teardown":
-        if report.failed:
-            text = "teardown: " + _failure_text(call, report)
-            if record.get("outcome") in (None, "pass"):
-                record["outcome"], record["reason"], record["phase"] = "error", text, "teardown"
-            else:
-                record["reason"] = (record.get("reason") or "") + "\n" + text
+    record = item.stash[RECORD_KEY]
+    record["duration"] = record.get("duration", 0.0) + report.duration
+    verdict, reason = classify_report(report, call.excinfo)
+    report.conformance_outcome = verdict  # read by pytest_report_teststatus
+    if verdict == "pass":
+        if report.when == "call":
+            record.setdefault("outcome", "pass")
+            record.setdefault("reason", "")
         return
-    if "outcome" in record:
+    if report.when == "teardown" and record.get("outcome") not in (None, "pass"):
+        record["reason"] = (record.get("reason") or "") + "\nteardown: " + reason
         return
-    if report.passed:
-        if when == "call":
-            record["outcome"], record["reason"] = "pass", ""
+    if "outcome" in record and record["outcome"] != "pass":
         return
-    if report.skipped:
-        wasxfail = getattr(report, "wasxfail", None)
-        if wasxfail is not None:
-            record["outcome"] = "fail"
-            record["reason"] = wasxfail.removeprefix("reason: ")
-            number = parse_known_deviation(wasxfail)
-            if number is not None:
-                record["known_deviation"] = number
-            return
-        reason = _reason_from_skip(report)
-        if reason.startswith(NOT_APPLICABLE_PREFIX):
-            record["outcome"], record["reason"] = "not-applicable", reason[len(NOT_APPLICABLE_PREFIX):]
-        else:
-            record["outcome"], record["reason"] = "error", f"skipped without a not-applicable reason: {reason}"
-        return
-    # failed
-    if when == "call" and _is_assertion(call.excinfo):
-        record["outcome"] = "fail"
-    else:
-        record["outcome"] = "error"
-        if when != "call":
-            record["phase"] = when
-    record["reason"] = _failure_text(call, report)
+    record["outcome"], record["reason"] = verdict, reason if report.when == "call" else f"{report.when}: {reason}"
+    if report.when != "call":
+        record["phase"] = report.when
+    if verdict == "deviation":
+        from .outcomes import parse_known_deviation
+
+        record["known_deviation"] = parse_known_deviation(reason)
+    if call.excinfo is not None:
+        record["exception"] = call.excinfo.value
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """pytest's categories follow the suite's outcomes (classify.py): pytest's closing line and the results
+    file count the same thing."""
+    verdict = getattr(report, "conformance_outcome", None)
+    if verdict is None:
+        return None
+    if verdict == "pass":
+        return None if report.when == "call" else ("", "", "")
+    return PYTEST_STATUS[verdict]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_session_key, None)
     if state is None or state.broker_option is None:
         return None
-    return [f"mqtt conformance: broker={state.broker_option} versions={','.join(state.versions)}"]
+    return [f"mqtt conformance: broker={state.broker_option} versions={','.join(state.versions)} "
+            f"transport={state.transport}"]
+
+
+def _statement_outcomes(item: pytest.Item, level: int | None, record: dict, outcome: str) -> dict[str, str]:
+    from .catalogue import normalise_id
+    from .deviations import DEVIATIONS
+
+    ids = statement_ids(item, level)
+    version = LEVEL_NAMES.get(level) if level is not None else None
+    exc = record.get("exception")
+    number = record.get("known_deviation") or getattr(exc, "number", None)
+    broken: frozenset[str] = frozenset()
+    if number in DEVIATIONS and version is not None:
+        broken = frozenset(sid for v, sid in DEVIATIONS[number].statements if v == version)
+
+    def normalise(statement: str) -> str:
+        return normalise_id(version, statement) if version is not None else statement
+
+    verdicts = checks.statement_outcomes(ids, outcome, ledger=record.get("ledger"), failure=exc,
+                                         failure_text=record.get("reason", ""), deviation_statements=broken,
+                                         normalise=normalise)
+    return _never_pass_unchecked(verdicts, version)
+
+
+def _never_pass_unchecked(verdicts: dict[str, str], version: str | None) -> dict[str, str]:
+    """A statement no black-box test can make fail (catalogue column `checkable`) gets "not-checkable"
+    where a passing test would say "pass": the test passing says nothing about it."""
+    from .catalogue import load_catalogue
+
+    if version is None:
+        return verdicts
+    catalogue = load_catalogue()
+    result = {}
+    for sid, verdict in verdicts.items():
+        row = catalogue.get((version, sid))
+        result[sid] = checks.NOT_CHECKABLE if verdict == "pass" and row is not None and not row.checkable else verdict
+    return result
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     yield
-    if _record_key not in item.stash:
+    if not is_recorded(item):
         return
-    record = item.stash[_record_key]
+    record = item.stash[RECORD_KEY]
+    record["ledger"] = checks.current_ledger()
+    checks.end_test()
     state = _session(item.config)
-    level = getattr(getattr(item, "callspec", None), "params", {}).get("version")
-    clients: list[RawClient] = item.stash.get(_clients_key, [])
+    level = item_level(item)
+    clients: list[RawClient] = item.stash.get(CLIENTS_KEY, [])
+    outcome = record.get("outcome", "error")
+    results_outcome = "fail" if outcome == "deviation" else outcome
     state.records.append({
         "nodeid": item.nodeid,
-        "statement_ids": _statement_ids(item, level),
+        "statement_ids": statement_ids(item, level),
+        "statement_outcomes": _statement_outcomes(item, level, record, outcome),
         "protocol_version": LEVEL_NAMES.get(level) if level is not None else None,
-        "outcome": record.get("outcome", "error"),
+        "outcome": results_outcome,
         "reason": record.get("reason", "" if "outcome" in record else "the test did not run to an outcome"),
         "known_deviation": record.get("known_deviation"),
         "duration": round(record.get("duration", 0.0), 6),
-        "traces": [{"client": c.name, "client_id": c.client_id, "packets": c.trace} for c in clients],
+        "traces": traces_of(clients),
+        "capture": capture.finish_test(item),
     })
-    item.stash[_clients_key] = []  # free the traces
+    record.pop("exception", None)  # no reference cycles through tracebacks
+    item.stash[CLIENTS_KEY] = []  # free the traces
 
 
-def _hypothesis_profile() -> str | None:
-    """The suite's hypothesis profile ("ci" or "thorough", see MQTT_CONFORMANCE_PROFILE); None without hypothesis."""
-    try:
-        from .tests.hypothesis_support import profile_name
-    except ImportError:
-        return None
-    try:
-        return profile_name()
-    except ValueError:  # an invalid MQTT_CONFORMANCE_PROFILE: the property tests report it themselves
-        return os.environ.get("MQTT_CONFORMANCE_PROFILE")
+def _target_header(state: ConformanceSession) -> dict[str, Any]:
+    target = state.target
+    identity = state.detected_identity
+    return {
+        "name": state.target_name(),
+        "option": state.broker_option or "refbroker",
+        "version_string": target.version_string if target is not None else "unknown",
+        "identity_source": _identity_source(state),
+        "detected": {"name": identity[0], "version": identity[1]} if identity else None,
+        "identity_note": state.identity_note,
+        "address": "{}:{}".format(*target.address) if target is not None and state.target_error is None
+        and _has_address(target) else None,
+        "profile": (target.profile if target is not None else state.profile).path,
+        "error": state.target_error,
+        "transport": state.transport,
+    }
+
+
+def _identity_source(state: ConformanceSession) -> str:
+    profile = state.target.profile if state.target is not None else state.profile
+    if profile.version:
+        return "profile"
+    if state.detected_identity:
+        return "$SYS/broker/version"
+    return "target"
+
+
+def _versions_header(state: ConformanceSession) -> dict[str, Any]:
+    return {version: {"supported": found.supported, "answer": found.answer, "limits": found.limits.announced(),
+                      "needs_credentials": found.needs_credentials}
+            for version, found in state.support.items()}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -582,26 +682,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for record in state.records:
         counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
         known += record["known_deviation"] is not None
-    target = state.target
     header = {
         "schema": RESULTS_SCHEMA,
-        "target": {
-            "name": state.target_name(),
-            "option": state.broker_option or "refbroker",
-            "version_string": target.version_string if target is not None else "unknown",
-            "address": "{}:{}".format(*target.address) if target is not None and state.target_error is None
-            and _has_address(target) else None,
-            "profile": state.profile.path,
-            "error": state.target_error,
-        },
+        "target": _target_header(state),
         "mqtt_versions": list(state.versions),
+        "versions": _versions_header(state),
         "started": state.started,
         "finished": _now(),
         "duration": round(time.monotonic() - state.started_monotonic, 3),
-        "hypothesis_profile": _hypothesis_profile(),
+        "hypothesis_profile": profile_name(),
+        "hypothesis_seed": state.hypothesis_seed,
         "python": platform.python_version(),
         "pytest": pytest.__version__,
         "summary": {**counts, "known_deviations": known, "total": len(state.records)},
+        "selection": selection.results_header(session.config),  # what -k/--statement/--section chose
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     log_path = None
@@ -637,7 +731,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("-", "mqtt conformance")
     target = state.target
     terminalreporter.write_line(f"target: {state.target_name()} "
-                                f"({target.version_string if target is not None else 'unknown'})")
+                                f"({target.version_string if target is not None else 'unknown'}, "
+                                f"identified by {_identity_source(state)})")
+    if state.identity_note:
+        terminalreporter.write_line(f"identity: {state.identity_note}")
+    for version, found in state.support.items():
+        if not found.supported:
+            terminalreporter.write_line(f"does not support MQTT {version}: {found.answer}; its tests are "
+                                        "not applicable")
+        elif found.needs_credentials:
+            terminalreporter.write_line(f"MQTT {version}: {found.reason()}; its tests are not applicable")
+        elif found.limits.announced():
+            limits = ", ".join(f"{k}={v}" for k, v in found.limits.announced().items())
+            terminalreporter.write_line(f"MQTT {version} CONNACK announces: {limits}")
     terminalreporter.write_line(f"results: {parts} ({known} of the failures are known deviations)")
+    if state.hypothesis_seed is not None:
+        terminalreporter.write_line(f"hypothesis: profile {profile_name()}, seed {state.hypothesis_seed} "
+                                    f"(repeat with --hypothesis-seed={state.hypothesis_seed})")
     terminalreporter.write_line(f"results file: {written}")
-

@@ -7,9 +7,17 @@ other brokers by writing one more `BrokerTarget` subclass, without touching a te
 `target_from_option` turns the `--broker` option into a target:
 
     refbroker                  the project's reference broker, embedded in the test process (default)
+    refbroker:KEY=VALUE,...    the same with refbroker config keys, e.g. refbroker:mosquitto_compat=2.1.2
     mosquitto                  the local mosquitto binary (PATH, then /usr/sbin/mosquitto)
     mosquitto:/path/to/binary  a particular mosquitto binary
     HOST:PORT                  a broker that is already running (started and stopped by someone else)
+    KIND:ARGUMENT              a target kind registered by another package (e.g. interop's docker:...)
+
+Other packages add target kinds without conformance importing them: a kind is an entry point in the
+group `mqtt_conformance.targets` whose name is the prefix before the colon and whose object is a
+callable taking the whole `--broker` text and returning a `BrokerTarget` (ValueError for a bad text).
+This project's pyproject.toml registers interop's kinds that way; `register_target_kind` does the same
+at run time (for tests, or for a program that embeds the suite).
 
 A target profile (`--target-profile FILE`, TOML) describes what cannot be read from the broker:
 optional features it lacks and known deviations that apply to it. See `TargetProfile`.
@@ -17,6 +25,7 @@ optional features it lacks and known deviations that apply to it. See `TargetPro
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -26,10 +35,12 @@ import tempfile
 import time
 import tomllib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .client import HarnessError
+from .errors import HarnessError
+from .transports import Endpoint, SuiteListeners
 
 __all__ = [
     "BrokerTarget",
@@ -40,7 +51,10 @@ __all__ = [
     "find_mosquitto",
     "free_port",
     "load_profile",
+    "register_target_kind",
+    "shipped_profiles",
     "target_from_option",
+    "target_kinds",
     "wait_for_port",
 ]
 
@@ -71,8 +85,8 @@ class TargetProfile:
     """What a target declares about itself, read from a TOML file::
 
         [target]
-        name = "my-broker"            # optional: overrides the target's name in results
-        version = "mosquitto 2.0.11"  # optional: the version string when the target cannot tell
+        name = "mosquitto"            # optional: the broker's name (results, reports, known deviations)
+        version = "2.0.11"            # optional: its version; "mosquitto 2.0.11" (name included) works too
 
         [features]                    # optional features; absent = read from the broker / assumed on
         shared_subscriptions = false
@@ -89,6 +103,16 @@ class TargetProfile:
         method = "SCRAM-SHA-256"      # the only method the suite implements
         username = "conformance"
         password = "secret"
+
+        [credentials]                 # optional: for a broker that admits no client without a user name
+        username = "conformance"      # every CONNECT the suite builds carries them (User Name, Password)
+        password = "secret"
+
+        [tls]                         # optional: a TLS listener (--transport tls); [wss] likewise for
+        port = 8883                   # WebSocket over TLS (--transport wss)
+        host = "broker.example"       # optional: defaults to the target's host
+        cafile = "ca.crt"             # optional: the CA of the server's certificate (relative to this
+                                      # file); without it the system's CAs
     """
 
     path: str | None = None
@@ -98,23 +122,57 @@ class TargetProfile:
     known_deviations: frozenset[int] = frozenset()
     websocket: dict | None = None  # {"host": str | None, "port": int}
     enhanced_auth: dict | None = None  # {"method": str, "username": str, "password": str}
+    credentials: tuple[str, str] | None = None  # (username, password) for every CONNECT
+    secure_listeners: dict = field(default_factory=dict)  # "tls"/"wss" -> {"host", "port", "cafile"}
 
     def feature(self, name: str) -> bool | None:
         """True/False if the profile declares the feature, None if it says nothing."""
         return self.features.get(name)
 
+    def version_string(self) -> str | None:
+        """"mosquitto 2.0.11" from name + version (or a version that already starts with a name); None
+        when the profile gives no version."""
+        if not self.version:
+            return None
+        version = self.version.strip()
+        if version[:1].isdigit() and self.name:
+            return f"{self.name} {version}"
+        return version
+
+
+#: profiles shipped with the suite, chosen by name (`--target-profile=mosquitto-2.0.11`)
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles in conformance/profiles/ (without .toml)."""
+    return sorted(path.stem for path in PROFILES_DIR.glob("*.toml"))
+
+
+def resolve_profile(text: str) -> Path:
+    """A profile file path, or the shipped profile of that name; ValueError when it is neither."""
+    path = Path(text)
+    if path.is_file() or path.suffix == ".toml" or "/" in text:  # (a directory named like a profile is not one)
+        return path
+    shipped = PROFILES_DIR / f"{text}.toml"
+    if shipped.exists():
+        return shipped
+    raise ValueError(f"--target-profile={text}: no such file, and no shipped profile of that name "
+                     f"(shipped: {', '.join(shipped_profiles())})")
+
 
 def load_profile(path: str | os.PathLike | None) -> TargetProfile:
     if path is None:
         return TargetProfile()
-    path = Path(path)
+    path = resolve_profile(str(path))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"cannot read target profile {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"target profile {path} is not valid TOML: {exc}") from exc
-    unknown = set(data) - {"target", "features", "deviations", "websocket", "enhanced_auth"}
+    unknown = set(data) - {"target", "features", "deviations", "websocket", "enhanced_auth", "credentials", "tls",
+                           "wss"}
     if unknown:
         raise ValueError(f"target profile {path}: unknown section(s) {', '.join(sorted(unknown))}")
     target = data.get("target", {})
@@ -142,9 +200,28 @@ def load_profile(path: str | os.PathLike | None) -> TargetProfile:
         if set(enhanced_auth) != keys or not all(isinstance(v, str) for v in enhanced_auth.values()):
             raise ValueError(f"target profile {path}: [enhanced_auth] needs method, username and password (strings)")
         enhanced_auth = dict(enhanced_auth)
+    credentials = data.get("credentials")
+    if credentials is not None:
+        if set(credentials) != {"username", "password"} or not all(isinstance(v, str) for v in credentials.values()):
+            raise ValueError(f"target profile {path}: [credentials] needs username and password (strings)")
+        credentials = (credentials["username"], credentials["password"])
+    secure_listeners = {}
+    for section in ("tls", "wss"):
+        declared = data.get(section)
+        if declared is None:
+            continue
+        port, host, cafile = declared.get("port"), declared.get("host"), declared.get("cafile")
+        if set(declared) - {"host", "port", "cafile"} or not isinstance(port, int) or not 0 < port < 65536 \
+                or not all(value is None or isinstance(value, str) for value in (host, cafile)):
+            raise ValueError(f"target profile {path}: [{section}] needs port = 1..65535 and optional host and "
+                             "cafile strings")
+        if cafile is not None:
+            cafile = str((path.parent / cafile).resolve())
+        secure_listeners[section] = {"host": host, "port": port, "cafile": cafile}
     return TargetProfile(path=str(path), name=target.get("name"), version=target.get("version"),
                          features=dict(features), known_deviations=frozenset(known),
-                         websocket=websocket, enhanced_auth=enhanced_auth)
+                         websocket=websocket, enhanced_auth=enhanced_auth, credentials=credentials,
+                         secure_listeners=secure_listeners)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -199,6 +276,8 @@ class BrokerTarget(ABC):
 
     def __init__(self) -> None:
         self.profile = TargetProfile()
+        #: (name, version) the broker published about itself ($SYS/broker/version), set by the suite
+        self.detected_identity: tuple[str, str] | None = None
 
     @abstractmethod
     def start(self) -> None:
@@ -227,14 +306,43 @@ class BrokerTarget(ABC):
         "username": ..., "password": ...}; None if the target offers none."""
         return self.profile.enhanced_auth
 
+    def endpoint(self, transport: str) -> Endpoint | None:
+        """Where a client reaches the broker over `transport` (tcp, tls, ws, wss; transports.py), or None
+        if the target offers no such listener; valid after `start`. The profile's [tls] / [wss] win."""
+        if transport == "tcp":
+            return Endpoint("tcp", *self.address)
+        if transport == "ws":
+            address = self.websocket_address
+            return None if address is None else Endpoint("ws", *address)
+        declared = self.profile.secure_listeners.get(transport)
+        if declared is not None:
+            return Endpoint(transport, declared["host"] or self.address[0], declared["port"], cafile=declared["cafile"])
+        return self.own_secure_endpoint(transport)
+
+    def own_secure_endpoint(self, transport: str) -> Endpoint | None:
+        """A tls / wss listener the target opened itself (refbroker and mosquitto targets do)."""
+        return None
+
+    def no_transport_reason(self, transport: str) -> str:
+        if transport == "ws":
+            return self.no_websocket_reason
+        return (f"the target {self.name} offers no {transport} listener (a target profile may declare one: "
+                f"[{transport}] port = ..., cafile = ...)")
+
     def logs(self) -> str:
         """The broker's log so far, if the target can read it."""
         return ""
 
     @property
     def version_string(self) -> str:
-        """e.g. "mosquitto 2.0.11"; "unknown" when the target cannot tell."""
-        return self.profile.version or "unknown"
+        """e.g. "mosquitto 2.0.11": the profile's, else what the broker published about itself, else
+        "unknown"."""
+        declared = self.profile.version_string()
+        if declared:
+            return declared
+        if self.detected_identity:
+            return " ".join(self.detected_identity)
+        return "unknown"
 
     def display_name(self) -> str:
         return self.profile.name or self.name
@@ -278,8 +386,6 @@ class MosquittoTarget(BrokerTarget):
     """
 
     name = "mosquitto"
-    no_websocket_reason = ("the mosquitto target starts a TCP listener only (mosquitto's WebSocket listener "
-                           "could be added to its generated config later)")
     no_enhanced_auth_reason = ("mosquitto has no built-in enhanced-authentication method (only through plugins); "
                                "a target profile may declare one: [enhanced_auth]")
 
@@ -296,11 +402,14 @@ class MosquittoTarget(BrokerTarget):
         self.process: subprocess.Popen | None = None
         self.workdir: str | None = None
         self._version: str | None = None
+        # TLS, WebSocket and WebSocket-over-TLS listeners beside the TCP one (--transport)
+        self.secure_listeners: SuiteListeners | None = None
+        self.transport_ports: dict[str, int] = {}
 
     @property
     def version_string(self) -> str:
-        if self.profile.version:
-            return self.profile.version
+        if self.profile.version_string():
+            return self.profile.version_string()
         if self._version is None:
             self._version = self._read_version()
         return self._version
@@ -323,6 +432,8 @@ class MosquittoTarget(BrokerTarget):
         return f"mosquitto {match.group(1)}" if match else "mosquitto (unknown version)"
 
     def config_text(self, port: int, workdir: str) -> str:
+        extra = self.secure_listeners.config_lines(self.transport_ports, bind=self.host) \
+            if self.secure_listeners is not None else []
         return "\n".join([
             f"listener {port} {self.host}",
             "allow_anonymous true",
@@ -331,7 +442,10 @@ class MosquittoTarget(BrokerTarget):
             "connection_messages true",
             "persistence false",
             f"persistence_location {workdir}/",
+            # right after the main listener: mosquitto applies per-listener keys (max_qos, mount_point ...)
+            # to the listener above them; the TLS and WebSocket listeners for --transport come after
             self.extra_config,
+            *extra,
             "",
         ])
 
@@ -342,9 +456,11 @@ class MosquittoTarget(BrokerTarget):
         self.version_string  # noqa: B018 - read it now, before any test needs it
         self.workdir = tempfile.mkdtemp(prefix="conformance-mosquitto-")
         os.chmod(self.workdir, 0o777)
+        self.secure_listeners = SuiteListeners(Path(self.workdir) / "tls")
         last_error: Exception | None = None
         for _attempt in range(3):  # the free port may be taken between choosing and binding it
             port = free_port(self.host)
+            self.transport_ports = {transport: free_port(self.host) for transport in ("tls", "ws", "wss")}
             config = Path(self.workdir) / "mosquitto.conf"
             config.write_text(self.config_text(port, self.workdir), encoding="utf-8")
             os.chmod(config, 0o644)
@@ -357,8 +473,10 @@ class MosquittoTarget(BrokerTarget):
                 raise HarnessError(f"cannot start {self.binary}: {exc}") from exc
             stdout.close()
             try:
-                wait_for_port(self.host, port, self.start_timeout,
-                              alive=lambda process=process: process.poll() is None)
+                # every listener, the TLS and WebSocket ones too (mosquitto opens them one after the other)
+                for listening in (port, *self.transport_ports.values()):
+                    wait_for_port(self.host, listening, self.start_timeout,
+                                  alive=lambda process=process: process.poll() is None)
             except HarnessError as exc:
                 last_error = exc
                 self._terminate(process)
@@ -374,6 +492,17 @@ class MosquittoTarget(BrokerTarget):
         if self.port is None:
             raise HarnessError("mosquitto is not started")
         return (self.host, self.port)
+
+    @property
+    def websocket_address(self) -> tuple[str, int] | None:
+        if self.profile.websocket is not None:
+            return super().websocket_address
+        return (self.host, self.transport_ports["ws"]) if self.process is not None else None
+
+    def own_secure_endpoint(self, transport: str) -> Endpoint | None:
+        if self.process is None or self.secure_listeners is None:
+            return None
+        return self.secure_listeners.endpoint(transport, self.host, self.transport_ports[transport])
 
     @staticmethod
     def _terminate(process: subprocess.Popen) -> None:
@@ -416,22 +545,28 @@ class RefbrokerTarget(BrokerTarget):
     #: the SCRAM-SHA-256 user RefbrokerTarget configures (plain password form of `scram_users`)
     SCRAM_USER = ("conformance", "conformance-secret")
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", config: tuple[tuple[str, str], ...] = ()):
         super().__init__()
         self.host = host
+        self.config = config  # extra (key, value) config lines, from refbroker:KEY=VALUE,...
         self.broker = None
         self.workdir: str | None = None
         self._websocket_port: int | None = None
+        self.secure_listeners: SuiteListeners | None = None
+        self._transport_ports: dict[str, int] = {}
 
     def config_text(self, workdir: str) -> str:
-        """Extra listeners on top of the plain TCP one: WebSocket, and SCRAM-SHA-256 users."""
+        """Extra listeners on top of the plain TCP one: WebSocket, TLS, WebSocket over TLS (in this order:
+        `listener 0` takes a free port, and the embedded broker lists them in config order), and
+        SCRAM-SHA-256 users."""
         users = Path(workdir) / "scram_users"
         users.write_text(f"{self.SCRAM_USER[0]}:{self.SCRAM_USER[1]}\n", encoding="utf-8")
+        self.secure_listeners = SuiteListeners(Path(workdir) / "tls")
         return "\n".join([
             "allow_anonymous true",
             f"scram_users {users}",
-            f"listener 0 {self.host}",
-            "protocol websockets",
+            *(f"{key} {value}" for key, value in self.config),
+            *self.secure_listeners.config_lines({"ws": 0, "tls": 0, "wss": 0}, bind=self.host),
             "",
         ])
 
@@ -459,13 +594,20 @@ class RefbrokerTarget(BrokerTarget):
             raise HarnessError(f"refbroker did not start: {exc}") from exc
         self.broker = broker
         ports = list(getattr(broker, "listener_ports", []))
-        self._websocket_port = ports[0] if ports else None
+        self._transport_ports = dict(zip(("ws", "tls", "wss"), ports))
+        self._websocket_port = self._transport_ports.get("ws")
 
     @property
     def websocket_address(self) -> tuple[str, int] | None:
         if self.profile.websocket is not None:
             return super().websocket_address
         return None if self._websocket_port is None else (self.host, self._websocket_port)
+
+    def own_secure_endpoint(self, transport: str) -> Endpoint | None:
+        port = self._transport_ports.get(transport)
+        if self.broker is None or port is None or self.secure_listeners is None:
+            return None
+        return self.secure_listeners.endpoint(transport, self.host, port)
 
     @property
     def enhanced_auth(self) -> dict | None:
@@ -501,8 +643,8 @@ class RefbrokerTarget(BrokerTarget):
 
     @property
     def version_string(self) -> str:
-        if self.profile.version:
-            return self.profile.version
+        if self.profile.version_string():
+            return self.profile.version_string()
         version = getattr(self.broker, "version", None)
         if version is None:
             try:
@@ -511,9 +653,10 @@ class RefbrokerTarget(BrokerTarget):
             except ImportError:
                 version = None
         if not version:
-            return "refbroker"
+            version = "refbroker"
         version = str(version)
-        return version if version.startswith("refbroker") else f"refbroker {version}"
+        version = version if version.startswith("refbroker") else f"refbroker {version}"
+        return version + "".join(f" ({key} {value})" for key, value in self.config)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -531,11 +674,55 @@ def parse_host_port(spec: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+#: entry-point group through which other packages register target kinds
+TARGET_KIND_GROUP = "mqtt_conformance.targets"
+_registered_kinds: dict[str, Callable[[str], BrokerTarget]] = {}
+
+
+def register_target_kind(prefix: str, factory: Callable[[str], BrokerTarget]) -> None:
+    """Make `--broker=PREFIX:...` build its target with `factory(text)` (text is the whole option)."""
+    _registered_kinds[prefix] = factory
+
+
+def target_kinds() -> dict[str, Callable[[str], BrokerTarget]]:
+    """Every registered target kind, prefix -> factory: entry points first, run-time registrations over them."""
+    kinds: dict[str, Callable[[str], BrokerTarget]] = {}
+    for entry in importlib.metadata.entry_points(group=TARGET_KIND_GROUP):
+        kinds[entry.name] = _lazy(entry)
+    kinds.update(_registered_kinds)
+    return kinds
+
+
+def _lazy(entry: importlib.metadata.EntryPoint) -> Callable[[str], BrokerTarget]:
+    def build(text: str) -> BrokerTarget:
+        try:
+            factory = entry.load()
+        except ImportError as exc:
+            raise ValueError(f"--broker={text}: the package that provides {entry.name}: targets cannot be "
+                             f"imported ({exc}); install the project with its 'interop' extra") from None
+        return factory(text)
+    return build
+
+
+def _config_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """"refbroker:mosquitto_compat=2.1.2,reason_strings=true" -> (("mosquitto_compat", "2.1.2"), ...)."""
+    pairs = []
+    for item in text.partition(":")[2].split(","):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise ValueError(f"--broker={text}: expected refbroker:KEY=VALUE[,KEY=VALUE...] (refbroker config "
+                             f"keys, e.g. refbroker:mosquitto_compat=2.1.2), not {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def target_from_option(text: str | None, *, profile: TargetProfile | None = None) -> BrokerTarget:
     """Build the target named by a `--broker` value (see the module docstring). ValueError if unknown."""
     text = (text or DEFAULT_TARGET).strip()
     if text == "refbroker":
         target: BrokerTarget = RefbrokerTarget()
+    elif text.startswith("refbroker:"):
+        target = RefbrokerTarget(config=_config_pairs(text))
     elif text == "mosquitto":
         target = MosquittoTarget()
     elif text.startswith("mosquitto:"):
@@ -543,19 +730,19 @@ def target_from_option(text: str | None, *, profile: TargetProfile | None = None
         if not path:
             raise ValueError("--broker=mosquitto:PATH needs the path of the mosquitto binary")
         target = MosquittoTarget(path)
-    elif text.startswith("docker:"):
-        # Images built locally by `python -m interop images build`; interop/ owns Docker.
-        from interop.docker_target import docker_target_from_option
-
-        target = docker_target_from_option(text)
+    elif (kind := text.partition(":")[0]) in (kinds := target_kinds()):
+        target = kinds[kind](text)  # e.g. docker:mosquitto-2.0.21, registered by interop/
     elif ":" in text:
         try:
             target = HostPortTarget(text)
         except ValueError as exc:
             raise ValueError(f"invalid --broker {text!r}: {exc}") from None
     else:
-        raise ValueError(f"unknown --broker {text!r}: expected refbroker, mosquitto, mosquitto:/path/to/binary, "
-                         "docker:mosquitto-VERSION (or docker:IMAGE) or HOST:PORT")
-    if profile is not None:
+        registered = "".join(f", {prefix}:..." for prefix in sorted(target_kinds()))
+        raise ValueError(f"unknown --broker {text!r}: expected refbroker, mosquitto, mosquitto:/path/to/binary"
+                         f"{registered} or HOST:PORT")
+    # A profile the user names wins; without one, a target that brings its own (the interop brokers load their
+    # shipped profile, e.g. rabbitmq's qos2 = false) keeps it.
+    if profile is not None and (profile.path is not None or target.profile.path is None):
         target.profile = profile
     return target

@@ -1,1 +1,1 @@
-"""interop: broker targets x client libraries x scenarios (not built yet; see the design document)."""
+"""interop: client libraries x broker targets x scenarios (`python -m interop run BROKER`; see interop/README.md)."""

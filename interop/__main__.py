@@ -1,5 +1,8 @@
 """python -m interop: the interop tools' command line.
 
+    python -m interop run BROKER [--client C ...] [--scenario S ...] [--results FILE] [--jobs N]
+                                                the client x scenario matrix against one broker target
+    python -m interop list                      broker targets, client libraries and scenarios
     python -m interop images list               the known mosquitto images and which are built
     python -m interop images build [SUITE|all]  build them from Debian packages (root, debootstrap, Docker)
 """
@@ -10,6 +13,8 @@ import argparse
 import sys
 import textwrap
 
+from refbroker.cli_hints import SuggestingArgumentParser
+
 from .docker_engine import DockerUnavailable, ensure_engine
 from .images import IMAGES, ImageBuildError, build_image, describe_images, spec_for
 
@@ -17,9 +22,10 @@ _SUITES = ", ".join(f"{spec.suite} (mosquitto {spec.mosquitto_version})" for spe
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingArgumentParser(
         prog="python -m interop",
-        description="Interop tools: Docker images of real mosquitto versions (more to come).")
+        description="Interop tools: the client library x broker x scenario matrix, and Docker images of "
+                    "real mosquitto versions.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     images = commands.add_parser(
@@ -44,7 +50,47 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("suite", nargs="?", default="all", metavar="SUITE|all",
                        help=f"a Debian suite or mosquitto version ({_SUITES}), or 'all' (the default)")
     build.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    from .brokers import BROKERS
+    from .clients import CLIENTS
+    from .scenarios import SCENARIOS
+
+    run = commands.add_parser(
+        "run", help="run the client x scenario matrix against one broker target",
+        description="Start one broker target, run every client library x scenario x MQTT version that applies "
+                    "(each cell through a recording proxy), write interop results and stop everything.",
+        epilog="example:  python -m interop run mosquitto --client paho-mqtt --scenario wildcards")
+    run.add_argument("broker", choices=list(BROKERS), metavar="BROKER", help=f"one of: {', '.join(BROKERS)}")
+    run.add_argument("--client", action="append", choices=list(CLIENTS), metavar="CLIENT",
+                     help=f"only this client library (repeatable): {', '.join(CLIENTS)}")
+    run.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="SCENARIO",
+                     help=f"only this scenario (repeatable): {', '.join(SCENARIOS)}")
+    run.add_argument("--results", metavar="FILE", help="results file (default results/interop/BROKER.json)")
+    run.add_argument("--jobs", type=int, default=2, metavar="N", help="cells run at once (default 2)")
+    run.add_argument("--capture-dir", metavar="DIR",
+                     help="also keep each cell's plain-TCP conversation as a pcapng capture in DIR")
+    commands.add_parser("list", help="broker targets, client libraries and scenarios")
     return parser
+
+
+def _list_all() -> int:
+    from .brokers import build_target
+    from .clients import CLIENTS
+    from .scenarios import SCENARIOS
+    from .brokers import BROKERS
+    print("broker targets:")
+    for name in BROKERS:
+        target = build_target(name)
+        why = target.unavailable()
+        print(f"  {name:<18} MQTT {'/'.join(target.capabilities.versions):<10} "
+              + (f"unavailable: {why}" if why else "available"))
+    print("client libraries:")
+    for spec in CLIENTS.values():
+        why = spec.unavailable()
+        print(f"  {spec.name:<18} MQTT {'/'.join(spec.versions):<10} " + (f"unavailable: {why}" if why else "available"))
+    print("scenarios:")
+    for scenario in SCENARIOS.values():
+        print(f"  {scenario.name:<24} {'/'.join(scenario.versions):<10} {scenario.doc}")
+    return 0
 
 
 def _mib(size: int | None) -> str:
@@ -95,6 +141,16 @@ def _build(name: str, force: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "run":
+            from .runner import run_broker
+            if args.jobs < 1:
+                print("error: --jobs must be at least 1", file=sys.stderr)
+                return 2
+            return run_broker(args.broker, clients=args.client, scenarios=args.scenario, jobs=args.jobs,
+                              results=args.results or f"results/interop/{args.broker}.json",
+                              capture_dir=args.capture_dir)
+        if args.command == "list":
+            return _list_all()
         if args.command == "images":
             if args.action == "list":
                 return _list()

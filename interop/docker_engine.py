@@ -58,6 +58,11 @@ class EngineHandle:
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
+    def stopped(self) -> bool:
+        """Did `stop()` end the engine this process started (so a new one must be started to use Docker)?"""
+        return self.started and self._process is None
+
+    @property
     def server_version(self) -> str:
         return str(self.client.version().get("Version", "?"))
 
@@ -183,6 +188,6 @@ def shared_engine() -> EngineHandle:
     """One engine per process for code that has no handle of its own (e.g. a target built from a
     command-line option). If we start dockerd here, it is stopped when the process exits."""
     global _shared
-    if _shared is None or (_shared.started and _shared._process is None):
+    if _shared is None or _shared.stopped:
         _shared = ensure_engine()
     return _shared

@@ -11,6 +11,10 @@
 Docker accepts TCP connections (docker-proxy) before the broker inside listens, so a TCP probe says
 nothing.
 
+Beside MQTT on 1883 the container has TLS (8883), WebSocket (8080) and WebSocket-over-TLS (8081)
+listeners with a certificate made for the run (conformance.transports.SuiteListeners), published on
+ports Docker picks: `--transport tls|ws|wss` runs the suite over them (`endpoint(transport)`).
+
 `docker_target_from_option("docker:mosquitto-2.0.21")` builds a target from a `--broker` value.
 """
 
@@ -27,12 +31,15 @@ from pathlib import Path
 
 from conformance.client import HarnessError
 from conformance.targets import BrokerTarget
+from conformance.transports import Endpoint, SuiteListeners
 from refbroker.protocol import MQTT_3_1_1, Connack, Connect, Disconnect, MQTTError, StreamDecoder
 
 from .docker_engine import DockerUnavailable, EngineHandle, shared_engine
 from .images import IMAGES, LABEL_SUITE, LABEL_VERSION, ImageBuildError, build_image, find_image, spec_for
 
 CONTAINER_PORT = 1883
+#: the listeners for --transport inside the container (published on ports Docker picks)
+TRANSPORT_PORTS = {"tls": 8883, "ws": 8080, "wss": 8081}
 CONFIG_DIR = "/mqtt-toolkit"  # where the generated config is mounted, read-only, inside the container
 CONTAINER_LABEL = "org.mqtt-toolkit.target"
 
@@ -68,6 +75,9 @@ def probe_connack(host: str, port: int, timeout: float = 2.0, client_id: str = "
 class DockerMosquittoTarget(BrokerTarget):
     """mosquitto in a container from `image_tag`, published on 127.0.0.1 at a port Docker picks."""
 
+    #: open the suite's TLS, WebSocket and WSS listeners (a subclass with listeners of its own says False)
+    suite_listeners = True
+
     def __init__(self, image_tag: str, *, engine: EngineHandle | None = None, extra_config: str = "",
                  start_timeout: float = 30.0, build_missing: bool = True):
         super().__init__()
@@ -83,8 +93,24 @@ class DockerMosquittoTarget(BrokerTarget):
         self._engine = engine
         self._labels: dict[str, str] = {}
         self._final_logs = ""
+        self.secure_listeners: SuiteListeners | None = None  # certificates of the TLS listeners
+        self.transport_ports: dict[str, int] = {}  # transport -> host port Docker published it on
 
     # ---------------------------------------------------------------- configuration
+
+    def extra_listeners(self) -> list[str]:
+        """The TLS, WebSocket and WebSocket-over-TLS listeners (certificates in the mounted directory)."""
+        if self.secure_listeners is None:
+            return []
+        return self.secure_listeners.config_lines(TRANSPORT_PORTS, f"{CONFIG_DIR}/tls")
+
+    def port_bindings(self) -> dict[str, tuple[str, int | None]]:
+        """Container port -> (host address, host port or None for one Docker picks)."""
+        ports = [CONTAINER_PORT, *(TRANSPORT_PORTS.values() if self.secure_listeners is not None else ())]
+        return {f"{port}/tcp": (self.host, None) for port in ports}
+
+    def volumes(self) -> dict[str, dict[str, str]]:
+        return {self.workdir: {"bind": CONFIG_DIR, "mode": "ro"}}
 
     def config_text(self) -> str:
         """The mosquitto.conf the container runs with."""
@@ -92,6 +118,10 @@ class DockerMosquittoTarget(BrokerTarget):
             "# written by mqtt-conformance-toolkit (interop/docker_target.py)",
             f"listener {CONTAINER_PORT}",
             "allow_anonymous true",
+            # right after the main listener: mosquitto applies per-listener keys (max_qos, max_connections,
+            # mount_point ...) to the listener above them, and the suite talks to this one
+            self.extra_config,
+            *self.extra_listeners(),
             "persistence false",
             # stderr, not stdout: mosquitto 2.0.11 block-buffers stdout when it is not a terminal, so its
             # log would reach `docker logs` only at exit (or never, if the container is killed).
@@ -100,7 +130,6 @@ class DockerMosquittoTarget(BrokerTarget):
             "connection_messages true",
             "log_timestamp true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
-            self.extra_config,
             "",
         ])
 
@@ -147,6 +176,8 @@ class DockerMosquittoTarget(BrokerTarget):
         # readable by everyone (mkdtemp makes 0700 directories).
         self.workdir = tempfile.mkdtemp(prefix="mqtt-toolkit-docker-")
         os.chmod(self.workdir, 0o755)
+        if self.suite_listeners:
+            self.secure_listeners = SuiteListeners(Path(self.workdir) / "tls")
         config = Path(self.workdir) / "mosquitto.conf"
         config.write_text(self.config_text(), encoding="utf-8")
         os.chmod(config, 0o644)
@@ -155,25 +186,28 @@ class DockerMosquittoTarget(BrokerTarget):
             self.container = engine.client.containers.run(
                 self.image_tag, ["/usr/sbin/mosquitto", "-c", f"{CONFIG_DIR}/mosquitto.conf"],
                 name=name, detach=True, labels={CONTAINER_LABEL: self.name},
-                volumes={self.workdir: {"bind": CONFIG_DIR, "mode": "ro"}},
-                ports={f"{CONTAINER_PORT}/tcp": (self.host, None)},  # None: Docker picks a free host port
+                volumes=self.volumes(),
+                ports=self.port_bindings(),  # a host port None: Docker picks a free one
             )
         except docker.errors.DockerException as exc:
             self._cleanup_workdir()
             raise DockerTargetError(f"cannot run a container from {self.image_tag}: {exc}") from None
         try:
             self.port = self._published_port()
+            if self.suite_listeners:
+                self.transport_ports = {transport: self._published_port(port)
+                                        for transport, port in TRANSPORT_PORTS.items()}
             self._wait_for_connack()
         except BaseException:
             self.stop()
             raise
 
-    def _published_port(self) -> int:
+    def _published_port(self, container_port: int = CONTAINER_PORT) -> int:
         deadline = time.monotonic() + 10
         while True:
             self.container.reload()
             bindings = (self.container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
-                f"{CONTAINER_PORT}/tcp") or []
+                f"{container_port}/tcp") or []
             for binding in bindings:
                 if binding.get("HostIp") in (self.host, "", "0.0.0.0") and binding.get("HostPort"):
                     return int(binding["HostPort"])
@@ -205,6 +239,19 @@ class DockerMosquittoTarget(BrokerTarget):
                                 f"within {self.start_timeout:g} s ({last_error})\n{self._log_tail()}")
 
     @property
+    def websocket_address(self) -> tuple[str, int] | None:
+        if self.profile.websocket is not None:
+            return super().websocket_address
+        port = self.transport_ports.get("ws") if self.container is not None else None
+        return None if port is None else (self.host, port)
+
+    def own_secure_endpoint(self, transport: str) -> Endpoint | None:
+        port = self.transport_ports.get(transport) if self.container is not None else None
+        if port is None or self.secure_listeners is None:
+            return None
+        return self.secure_listeners.endpoint(transport, self.host, port)
+
+    @property
     def address(self) -> tuple[str, int]:
         if self.port is None or self.container is None:
             raise HarnessError(f"{self.name} is not started")
@@ -214,6 +261,7 @@ class DockerMosquittoTarget(BrokerTarget):
         """Remove the container (its logs are kept for `logs()`) and the config directory."""
         container, self.container = self.container, None
         self.port = None
+        self.transport_ports = {}
         if container is not None:
             try:
                 container.stop(timeout=5)  # SIGTERM first: mosquitto logs its shutdown
@@ -248,10 +296,16 @@ class DockerMosquittoTarget(BrokerTarget):
     def _log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
 
+    def display_name(self) -> str:
+        """"mosquitto-2.0.11": the image's version, so that the three images' runs keep apart (their shipped
+        profiles all name the broker "mosquitto")."""
+        return self.name
+
     @property
     def version_string(self) -> str:
-        if self.profile.version:
-            return self.profile.version
+        declared = self.profile.version_string()  # "mosquitto 2.0.11", the spelling deviations match on
+        if declared:
+            return declared
         labels = self._labels
         if not labels:  # not started yet: a known image's table entry says what it will be
             try:

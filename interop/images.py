@@ -1,6 +1,6 @@
 """Docker images of real mosquitto versions, built locally from Debian's packages.
 
-No image registry is needed: `build_image(suite)` runs `debootstrap --variant=minbase --include=mosquitto`
+No image registry is needed: `build_image(suite)` runs `debootstrap --variant=minbase --include=mosquitto,mosquitto-clients`
 for a Debian suite into a temporary directory, trims what a broker does not need (apt lists and caches,
 man pages, documentation other than copyright files, translations), and imports the tree as an image
 (`docker import`) labelled with the suite and the mosquitto version found in it. Each suite pins one
@@ -39,6 +39,7 @@ LABEL_SUITE = LABEL_PREFIX + "debian-suite"
 LABEL_VERSION = LABEL_PREFIX + "mosquitto-version"
 LABEL_PACKAGE = LABEL_PREFIX + "mosquitto-package"
 LABEL_BUILT = LABEL_PREFIX + "built"
+LABEL_CLIENTS = LABEL_PREFIX + "mosquitto-clients"  # "yes" on images that have mosquitto_pub / mosquitto_sub
 DEBOOTSTRAP_LOCK = Path(tempfile.gettempdir()) / "mqtt-toolkit-debootstrap.lock"
 
 
@@ -220,7 +221,8 @@ _PER_PACKAGE_LINE = re.compile(r"^I: (Retrieving|Validating|Extracting|Unpacking
 
 
 def _run_debootstrap(suite: str, root: Path, log_path: Path, out) -> None:
-    command = ["debootstrap", "--variant=minbase", "--include=mosquitto", suite, str(root), MIRROR]
+    # mosquitto-clients: the interop matrix also runs the mosquitto_pub / mosquitto_sub of each release
+    command = ["debootstrap", "--variant=minbase", "--include=mosquitto,mosquitto-clients", suite, str(root), MIRROR]
     _say(f"[{suite}] $ {' '.join(command)}", out)
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -298,7 +300,8 @@ def _build(spec: ImageSpec, engine: EngineHandle, out) -> BuildResult:
         if packed.returncode != 0:
             raise ImageBuildError(f"tar of the {spec.suite} tree failed: {packed.stderr.strip()[-1000:]}")
         labels = {LABEL_SUITE: spec.suite, LABEL_VERSION: found, LABEL_PACKAGE: package,
-                  LABEL_BUILT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                  LABEL_BUILT: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  LABEL_CLIENTS: "yes" if (root / "usr/bin/mosquitto_sub").exists() else "no"}
         changes = [f'LABEL {key}="{value}"' for key, value in labels.items()]
         changes += ["EXPOSE 1883", 'CMD ["/usr/sbin/mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"]']
         repository, tag = spec.tag.rsplit(":", 1)

@@ -1,1 +1,2 @@
-"""reports: HTML compliance reports from conformance results (not built yet)."""
+"""reports: the HTML compliance report from conformance and interop results (`python -m reports build|run`),
+and the allure report (see reports/README.md)."""

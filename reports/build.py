@@ -26,9 +26,19 @@ from .results import Run, TestResult
 #: When several tests name one statement, the first outcome of this list that occurs decides the cell:
 #: a new failure outweighs a harness error, which outweighs a known deviation, which outweighs a pass.
 PRECEDENCE = ("fail", "error", "deviation", "pass", "not-applicable")
-CELL_OUTCOMES = (*PRECEDENCE, "untested")
+#: Besides the combined test outcomes a cell can say: "not-checkable" (the catalogue says no black-box test
+#: can make the statement fail: never shown as pass, whatever tests name it, unless one fails), "untested"
+#: (checkable, but no test of the run names it) and "unsupported" (the broker does not speak that MQTT
+#: version: the results file's `unsupported_versions`) and "not-selected" (the run chose a subset of the
+#: tests, -k / --statement / --section, and none of the chosen ones checks the statement).
+CELL_OUTCOMES = (*PRECEDENCE, "not-checkable", "untested", "unsupported", "not-selected")
 CELL_LABELS = {"pass": "pass", "fail": "FAIL", "deviation": "known deviation", "not-applicable": "n/a",
-               "error": "error", "untested": "untested"}
+               "error": "error", "not-checkable": "not checkable", "untested": "untested",
+               "unsupported": "not supported", "not-selected": "not selected"}
+#: MQTT versions in the order the report shows them
+VERSION_ORDER = ("3.1", "3.1.1", "5.0")
+_V5_ONLY_NAMES = (("clean_start=", "clean_session="), ("reason_codes=", "return_codes="),
+                  ("reason_code=", "return_code="))
 
 
 def combine(outcomes: list[str]) -> str:
@@ -39,12 +49,47 @@ def combine(outcomes: list[str]) -> str:
     return "untested"
 
 
+def cell_outcome(statement: Statement, outcomes: list[str], unsupported: bool = False,
+                 selected: bool = True) -> str:
+    """What a matrix cell shows: the combined outcome, except that a broker without the version shows
+    "unsupported", a statement the run's selection left out "not-selected", and a statement no black-box
+    test can check is never shown as passing or untested."""
+    if unsupported:
+        return "unsupported"
+    combined = combine(outcomes)
+    if combined == "untested" and not selected:
+        return "not-selected"
+    if not statement.checkable and combined in ("pass", "untested"):
+        return "not-checkable"
+    return combined
+
+
+def _selected(run, version: str, statement_id: str) -> bool:
+    chosen = run.selected_statements
+    return chosen is None or (version, statement_id) in chosen
+
+
+def trace_summary(summary: str, packet_type: str, version: str) -> str:
+    """A trace line in the field names of its MQTT version: 3.1 and 3.1.1 say Clean Session and return
+    codes (the suite's client writes 5.0's names for every version in older results files); a 3.1.1
+    DISCONNECT has no reason code at all."""
+    if version == "5.0" or not summary:
+        return summary
+    if packet_type == "DISCONNECT":
+        return summary.replace("(reason_code=0x00)", "()")
+    for v5_name, v3_name in _V5_ONLY_NAMES:
+        summary = summary.replace(v5_name, v3_name)
+    return summary
+
+
 @dataclass
 class Cell:
     outcome: str
     tests: list[tuple[str, TestResult]] = field(default_factory=list)  # (anchor, test)
     #: anchors of tests linked here that do not count for this statement (see `counts_for`)
     ignored: set[str] = field(default_factory=set)
+    #: the statement of the cell (catalogue id): a test's verdict on it is `test.outcome_for(statement)`
+    statement: str = ""
 
     @property
     def deviations(self) -> list[int]:
@@ -59,7 +104,7 @@ class Cell:
     def deciding(self) -> tuple[str, TestResult] | None:
         """The test whose outcome the cell shows (the first one with the cell's outcome)."""
         for anchor, test in self.tests:
-            if test.outcome == self.outcome and anchor not in self.ignored:
+            if test.outcome_for(self.statement) == self.outcome and anchor not in self.ignored:
                 return anchor, test
         return self.tests[0] if self.tests else None
 
@@ -70,8 +115,11 @@ def counts_for(test: TestResult, statement_id: str) -> bool:
     A known deviation names the statements it breaks. A test that checks several statements and ends in
     a known deviation says nothing about its other statements (it stopped at the deviation), so for
     those it is linked but not counted, unless no other test decides the statement. Every other outcome
-    counts for every statement the test names.
+    counts for every statement the test names. A results file with per-statement verdicts decides itself:
+    a statement the test did not reach does not count.
     """
+    if test.statement_outcomes:
+        return test.outcome_for(statement_id) is not None
     if test.outcome != "deviation" or test.deviation_number not in DEVIATIONS:
         return True
     broken = {sid for version, sid in DEVIATIONS[test.deviation_number].statements if version == test.version}
@@ -150,12 +198,13 @@ def outcome_counts(run: Run) -> dict[str, int]:
 
 def _versions(runs: list[Run]) -> list[str]:
     seen = {v for run in runs for v in run.mqtt_versions} | {t.version for run in runs for t in run.tests}
-    return [v for v in ("3.1.1", "5.0") if v in seen]
+    return [v for v in VERSION_ORDER if v in seen]
 
 
 def _columns(runs: list[Run], version: str) -> list[int]:
     return [i for i, run in enumerate(runs)
-            if run.tests and (version in run.mqtt_versions or any(t.version == version for t in run.tests))]
+            if (run.tests and (version in run.mqtt_versions or any(t.version == version for t in run.tests)))
+            or version in run.unsupported_versions]
 
 
 def build_model(runs: list[Run]) -> dict:
@@ -200,7 +249,11 @@ def build_model(runs: list[Run]) -> dict:
                 ignored = {anchor for anchor, t in tests if not counts_for(t, statement.id)}
                 if ignored == {anchor for anchor, _ in tests}:
                     ignored = set()  # only such tests: the deviation stands for this statement too
-                cells.append(Cell(combine([t.outcome for a, t in tests if a not in ignored]), tests, ignored))
+                outcome = cell_outcome(statement, [t.outcome_for(statement.id) or "untested" for a, t in tests
+                                                   if a not in ignored],
+                                       version in runs[run_index].unsupported_versions,
+                                       _selected(runs[run_index], version, statement.id))
+                cells.append(Cell(outcome, tests, ignored, statement.id))
             groups.setdefault(statement.packet or "other", []).append(Row(statement, cells))
         # Groups in the order of the spec: by the first section number of their statements.
         ordered = sorted(groups.items(), key=lambda item: min(_section_key(r.statement.section) for r in item[1]))
@@ -211,6 +264,7 @@ def build_model(runs: list[Run]) -> dict:
             tests_run = Counter(t.outcome for t in runs[run_index].tests if t.version == version)
             summaries.append({"run": runs[run_index], "version": version, "counts": counts,
                               "total": sum(counts.values()),
+                              "unsupported": runs[run_index].unsupported_versions.get(version),
                               "tests": {o: tests_run[o] for o in PRECEDENCE if tests_run[o]}})
 
     observed: dict[int, list[tuple[str, int]]] = {}
@@ -229,7 +283,7 @@ def build_model(runs: list[Run]) -> dict:
             "statements_of": summaries_of_test, "deviations": [DEVIATIONS[n] for n in sorted(DEVIATIONS)],
             "observed": observed, "unnumbered_deviations": unnumbered, "deviation_text": deviation_text,
             "reason_text": reason_text, "deviation_of": DEVIATIONS.get, "ordered_tests": ordered_tests,
-            "outcome_counts": outcome_counts,
+            "outcome_counts": outcome_counts, "trace_summary": trace_summary,
             "interop": interop_model(runs), "diff_runs": [run for run in runs if run.tests],
             "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
@@ -253,17 +307,27 @@ def interop_model(runs: list[Run]) -> dict | None:
     rows: dict[tuple[str, str], dict[str, list]] = {}
     for record in records:
         rows.setdefault((record.scenario, record.client), {}).setdefault(record.broker, []).append(record)
-    table = []
+    table, details = [], []
     for (scenario, client), by_broker in sorted(rows.items()):
         cells = []
         for broker in brokers:
             found = by_broker.get(broker, [])
             outcome = combine([r.outcome for r in found])
             reason = "; ".join(r.reason for r in found if r.reason)
-            cells.append({"outcome": outcome, "reason": reason, "broker": broker})
+            anchor = None
+            for record in found:
+                if record.outcome in ("fail", "error"):  # drill-down: reason, attribution, packet trace
+                    anchor = anchor or f"interop-{len(details)}"
+                    details.append({"anchor": f"interop-{len(details)}", "record": record})
+            cells.append({"outcome": outcome, "reason": reason, "broker": broker, "anchor": anchor})
         table.append({"scenario": scenario, "client": client, "cells": cells})
     counts = Counter(record.outcome for record in records)
-    return {"brokers": brokers, "rows": table, "counts": counts, "total": len(records)}
+    clients = sorted({record.client for record in records})
+    per_pair = {(c, b): Counter() for c in clients for b in brokers}
+    for record in records:
+        per_pair[(record.client, record.broker)][record.outcome] += 1
+    return {"brokers": brokers, "rows": table, "counts": counts, "total": len(records), "details": details,
+            "clients": clients, "per_pair": per_pair}
 
 
 def _environment() -> jinja2.Environment:
@@ -289,5 +353,6 @@ def write_report(runs: list[Run], output_dir: Path, model: dict | None = None) -
     return path
 
 
-__all__ = ["CELL_LABELS", "PRECEDENCE", "Cell", "Row", "anchor_for", "build_model", "combine", "counts_for",
+__all__ = ["CELL_LABELS", "PRECEDENCE", "Cell", "Row", "anchor_for", "build_model", "cell_outcome", "combine",
+           "counts_for", "trace_summary",
            "ordered_tests", "outcome_counts", "reason_text", "render", "write_report"]

@@ -4,11 +4,21 @@ The conformance plugin (`--results=PATH`, schema "mqtt-conformance-results/1") w
 top level (`target`: {name, option, version_string, error, ...}, `mqtt_versions`, `started`,
 `finished`, `duration`, `summary`) and one record per test in `tests`: `nodeid`, `statement_ids`,
 `protocol_version`, `outcome` (pass, fail, not-applicable, error), `reason`, `known_deviation` (the
-number in conformance/deviations.py when a failure is a documented one), `duration`, and `traces`
+number in conformance/deviations.py when a failure is a documented one), `statement_outcomes` (the
+verdict of each statement the test names: pass, fail, deviation, not-applicable, error, not-reached
+for a statement the test stopped before checking, or not-checkable for a statement the catalogue says no
+black-box test can make fail, named by a test that passed; older files lack it and the test's outcome
+stands for all its statements), `duration`, and `traces`
 (one per client: {client, client_id, packets: [{t, elapsed, dir, type, summary, hex}]}).
 
+The plugin's version probe writes `versions`: {version: {supported, answer, limits}}; a version with
+`supported: false` is one the broker does not speak, `answer` the evidence. Hand-written files may say
+the same with `unsupported_versions`, an object {version: reason} (or a list of versions). The report
+then shows "not supported" for that broker and version instead of a column of failures.
+
 Interop results share the file format: a top-level `interop` list of {client, broker, scenario,
-outcome, reason}; a file may hold tests, interop records, or both.
+outcome, reason} with, optionally, `statement`, `attribution` and `traces` (as for tests); a file may
+hold tests, interop records, or both.
 
 Older hand-written files with a `header` object, `statements`, `version` and a flat `trace` are read
 too. Anything else is refused with a `ResultsError` that names the file and the record.
@@ -20,9 +30,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: outcomes of one test as the report shows them; "deviation" is a failure that is a known deviation
 OUTCOMES = ("pass", "fail", "deviation", "not-applicable", "error")
+#: per-statement values of `statement_outcomes` that give the statement no verdict from that test
+NO_VERDICT = ("not-reached", "not-checkable")
 SCHEMA_PREFIX = "mqtt-conformance-results/"
 SUPPORTED_SCHEMA_MAJOR = 1
 
@@ -57,12 +70,25 @@ class TestResult:
     trace: list[dict] = field(default_factory=list)
     pcap: str | None = None
     phase: str | None = None
+    #: statement id as written in the file -> its verdict in this test (see the module docstring)
+    statement_outcomes: dict[str, str] = field(default_factory=dict)
 
     __test__ = False  # not a pytest test class, whatever its name says
 
     @property
     def name(self) -> str:
         return self.nodeid.split("::", 1)[-1]
+
+    def outcome_for(self, statement: str) -> str | None:
+        """This test's verdict on one of its statements; None when it did not reach the statement."""
+        if not self.statement_outcomes:
+            return self.outcome
+        found = self.statement_outcomes.get(statement)
+        if found is None:
+            return self.outcome if statement not in self.statements else None
+        if found in NO_VERDICT:
+            return None
+        return normalise_outcome(found) or self.outcome
 
     @property
     def module(self) -> str:
@@ -76,6 +102,10 @@ class InteropResult:
     scenario: str
     outcome: str
     reason: str = ""
+    #: who broke what, read from the packets (interop/attribution.py)
+    attribution: str = ""
+    statement: str = ""
+    trace: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +123,13 @@ class Run:
     interop: list[InteropResult] = field(default_factory=list)
     #: a unique, readable column name; set by `assign_labels` when several runs are merged
     label: str = ""
+    #: MQTT versions the broker does not support: {version: reason} (header `unsupported_versions`)
+    unsupported_versions: dict[str, str] = field(default_factory=dict)
+    #: where the broker was reached ("127.0.0.1:1883"), when the file says
+    address: str = ""
+    #: when the run chose a subset of the tests (-k, --statement, --section): the (version, statement id)
+    #: pairs its tests check, so the report can tell "not selected" from "untested"; None: every test ran
+    selected_statements: frozenset[tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -110,6 +147,26 @@ def normalise_outcome(raw: object, known_deviation: object = None) -> str | None
     if outcome in ("fail", "deviation") and known_deviation not in (None, "", False):
         return "deviation"
     return outcome
+
+
+def _probed_unsupported(value: object, path: Path) -> dict[str, str]:
+    """{version: answer} for the versions the plugin's probe found unsupported (header `versions`)."""
+    if value in (None, {}):
+        return {}
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path}: 'versions' must be an object {{version: {{supported, answer, ...}}}}")
+    return {_version(version): str(found.get("answer") or "the broker does not support it")
+            for version, found in value.items() if isinstance(found, dict) and found.get("supported") is False}
+
+
+def _unsupported(value: object, path: Path) -> dict[str, str]:
+    if value in (None, "", [], {}):
+        return {}
+    if isinstance(value, dict):
+        return {_version(k): str(v or "the broker does not support it") for k, v in value.items()}
+    if isinstance(value, list):
+        return {_version(v): "the broker does not support it" for v in value}
+    raise ResultsError(f"{path}: 'unsupported_versions' must be an object {{version: reason}} or a list of versions")
 
 
 def _deviation(value: object) -> tuple[int | None, str | None]:
@@ -190,12 +247,18 @@ def _test(record: object, index: int, path: Path) -> TestResult:
         duration = float(record.get("duration") or 0.0)
     except (TypeError, ValueError):
         raise ResultsError(f"{where}: 'duration' is not a number: {record.get('duration')!r}") from None
+    per_statement = record.get("statement_outcomes") or {}
+    if not isinstance(per_statement, dict) or not all(
+            isinstance(v, str) and (v in NO_VERDICT or normalise_outcome(v) is not None)
+            for v in per_statement.values()):
+        raise ResultsError(f"{where}: 'statement_outcomes' must map statement ids to outcomes or 'not-reached'")
     return TestResult(
         nodeid=nodeid, statements=[str(s) for s in statements], version=_version(version), outcome=outcome,
         reason=str(record.get("reason") or ""), duration=duration,
         deviation_number=number, known_deviation=deviation_text,
-        trace=_trace(record, where), pcap=str(record["pcap"]) if record.get("pcap") else None,
-        phase=str(record["phase"]) if record.get("phase") else None)
+        trace=_trace(record, where), pcap=str(record.get("capture") or record["pcap"]) if record.get("capture") or record.get("pcap") else None,
+        phase=str(record["phase"]) if record.get("phase") else None,
+        statement_outcomes={str(k): str(v) for k, v in per_statement.items()})
 
 
 def _interop(record: object, index: int, path: Path) -> InteropResult:
@@ -211,7 +274,8 @@ def _interop(record: object, index: int, path: Path) -> InteropResult:
         raise ResultsError(f"{where}: unknown outcome {record['outcome']!r} "
                            "(expected pass, fail, not-applicable or error)")
     return InteropResult(str(record["client"]), str(record["broker"]), str(record["scenario"]), outcome,
-                         str(record.get("reason") or ""))
+                         str(record.get("reason") or ""), attribution=str(record.get("attribution") or ""),
+                         statement=str(record.get("statement") or ""), trace=_trace(record, where))
 
 
 def load_run(path: Path | str) -> Run:
@@ -252,6 +316,7 @@ def load_run(path: Path | str) -> Run:
         option = str(target.get("option") or "")
         version_string = str(target.get("version_string") or "")
         error = target.get("error")
+        address = str(target.get("address") or "")
         if version_string == "unknown":
             version_string = ""
     else:
@@ -259,6 +324,7 @@ def load_run(path: Path | str) -> Run:
         option = ""
         version_string = str(header.get("target_version") or header.get("version_string") or "")
         error = header.get("target_error")
+        address = ""
     tests = [_test(record, i, path) for i, record in enumerate(data.get("tests") or [])]
     interop = [_interop(record, i, path) for i, record in enumerate(data.get("interop") or [])]
     versions = header.get("mqtt_versions") or []
@@ -272,7 +338,20 @@ def load_run(path: Path | str) -> Run:
         tests=tests, target_option=option, target_error=str(error) if error else None,
         finished=str(header.get("finished") or ""),
         duration=float(duration) if isinstance(duration, (int, float)) else None,
-        interop=interop)
+        interop=interop,
+        unsupported_versions={**_probed_unsupported(header.get("versions"), path),
+                              **_unsupported(header.get("unsupported_versions"), path)},
+        address=address, selected_statements=_selected(header.get("selection"), path))
+
+
+def _selected(selection: Any, path: Path | str) -> frozenset[tuple[str, str]] | None:
+    """The header's `selection` ({"options": ..., "statements": [[version, id], ...]}), or None."""
+    if selection is None:
+        return None
+    pairs = selection.get("statements") if isinstance(selection, dict) else None
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise ResultsError(f"{path}: 'selection' must be an object with 'statements': [[version, id], ...]")
+    return frozenset((str(version), str(statement)) for version, statement in pairs)
 
 
 def assign_labels(runs: list[Run]) -> None:

@@ -6,6 +6,11 @@ CSV holds:
 
 * every numbered ``[MQTT-x.y.z-n]`` statement of MQTT 3.1.1 (141) and
   MQTT 5.0 (251), keyed by version and id exactly as the spec prints them;
+* the rules of MQTT 3.1 (protocol name ``MQIsdp``, level 3) the suite checks.
+  The 3.1 specification numbers none of its sentences, so these rows carry
+  ids of our own, ``V31-<section>-<letter>`` (section numbers of the 3.1
+  specification); they cover what 3.1 does differently from 3.1.1 (client
+  identifiers, CONNACK, SUBACK) and the basic flows;
 * project-defined ids for MQTT 5.0 sentences that declare a Protocol Error
   (``PE-<section>-<letter>``) or a Malformed Packet (``MP-<section>-<letter>``)
   without carrying a numbered id;
@@ -28,6 +33,7 @@ from importlib import resources
 
 __all__ = [
     "ACTORS",
+    "PROJECT_PREFIXES",
     "VERSIONS",
     "Statement",
     "load_catalogue",
@@ -35,7 +41,9 @@ __all__ = [
     "server_side",
 ]
 
-VERSIONS = ("3.1.1", "5.0")
+VERSIONS = ("3.1", "3.1.1", "5.0")
+#: prefixes of ids the project defines (the standards do not number these rules)
+PROJECT_PREFIXES = ("PE-", "MP-", "V31-")
 ACTORS = ("server", "client", "both")
 
 _CSV_NAME = "statements.csv"
@@ -54,6 +62,7 @@ _COLUMNS = (
 # Alternative spellings -> catalogue id, per version.  The catalogue keeps the
 # id as the standard prints it (Appendix B spelling where the body differs).
 _ALIASES: dict[str, dict[str, str]] = {
+    "3.1": {},
     "3.1.1": {
         # printed with a dot before the 7; tools usually write it with a dash
         "MQTT-3.1.2-7": "MQTT-3.1.2.7",
@@ -70,7 +79,7 @@ _ALIASES: dict[str, dict[str, str]] = {
     },
 }
 
-_VERSION_ALIASES = {"3.1.1": "3.1.1", "4": "3.1.1", "5.0": "5.0", "5": "5.0"}
+_VERSION_ALIASES = {"3.1": "3.1", "3": "3.1", "3.1.1": "3.1.1", "4": "3.1.1", "5.0": "5.0", "5": "5.0"}
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,8 @@ class Statement:
 
     @property
     def numbered(self) -> bool:
-        """True for statements the standard itself numbers ([MQTT-...])."""
-        return not self.id.startswith(("PE-", "MP-"))
+        """True for statements the standard itself numbers ([MQTT-...]); False for ids of our own."""
+        return not self.id.startswith(PROJECT_PREFIXES)
 
 
 def _parse_bool(value: str, where: str) -> bool:
@@ -156,7 +165,7 @@ def normalise_id(version: str, id: str) -> str:  # noqa: A002 - mirrors the colu
     brackets as in the spec text, and the documented alternative spellings
     (3.1.1: ``MQTT-3.1.2-7`` -> ``MQTT-3.1.2.7``, ``MQTT-3.8.3-4`` ->
     ``MQTT-3-8.3-4``; 5.0: ``MQTT-4.2-1`` -> ``MQTT-4.2.0-1``).  ``version``
-    may be ``"3.1.1"``/``"4"`` or ``"5.0"``/``"5"``.
+    may be ``"3.1"``/``"3"``, ``"3.1.1"``/``"4"`` or ``"5.0"``/``"5"``.
 
     Raises ``KeyError`` if the version is unknown or the id is not in the
     catalogue for that version.

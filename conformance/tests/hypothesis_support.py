@@ -2,20 +2,8 @@
 
 Profiles
 --------
-Two settings profiles apply to the suite's property tests and state machine (and only to them: the
-global Hypothesis profile of the session is left alone, so a project's own tests keep theirs):
-
-* ``ci`` (default) -- few examples, so that the whole suite against one broker for both protocol
-  versions stays under a minute;
-* ``thorough`` -- many more examples and longer state-machine runs, for a hunt before a release.
-
-Choose with ``MQTT_CONFORMANCE_PROFILE=ci|thorough``; when that is not set, ``HYPOTHESIS_PROFILE``
-is honoured if it names one of the two (tox sets ``HYPOTHESIS_PROFILE=ci``). Both profiles have no
-deadline (every example talks to a broker over TCP), suppress the health checks that network tests
-trip without being wrong (too slow, function-scoped fixtures: the broker and the client factory are
-deliberately shared by the examples of one test) and use no example database, so running the suite
-leaves no ``.hypothesis`` directory behind; a failure prints the ``@reproduce_failure`` blob instead.
-The ci profile does not shrink failing examples (see below); the thorough one does.
+`suite_settings` and `profile_name` come from `conformance.hypothesis_profiles` (choose with
+``HYPOTHESIS_PROFILE=ci|thorough``; ci is derandomized, so identical runs draw identical examples).
 
 Examples and clients
 --------------------
@@ -37,7 +25,6 @@ how long the test waits for deliveries that must *not* come.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import time
@@ -45,51 +32,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, Phase, settings
-
 from conformance.client import ConnectionClosed, RawClient
+from conformance.hypothesis_profiles import profile_name, suite_settings  # noqa: F401 - re-exported for the tests
 from refbroker.protocol import Publish
-
-PROFILE_ENV = "MQTT_CONFORMANCE_PROFILE"
-PROFILES = ("ci", "thorough")
-
-_HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large,
-           HealthCheck.filter_too_much]
-_COMMON = dict(deadline=None, suppress_health_check=_HEALTH, database=None, print_blob=True)
-
-# CI does not shrink: against a live broker every shrink step costs network round trips, and shrinking a
-# failing state-machine run takes minutes. The failure report still shows the failing example (and the
-# blob to replay it with @reproduce_failure); the thorough profile shrinks to a minimal one.
-NO_SHRINK_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
-settings.register_profile("mqtt-conformance-ci", max_examples=25, stateful_step_count=15, phases=NO_SHRINK_PHASES,
-                          **_COMMON)
-settings.register_profile("mqtt-conformance-thorough", max_examples=300, stateful_step_count=40, **_COMMON)
-
-
-def profile_name() -> str:
-    """"ci" or "thorough": MQTT_CONFORMANCE_PROFILE, else HYPOTHESIS_PROFILE if it names one, else "ci"."""
-    chosen = os.environ.get(PROFILE_ENV, "").strip()
-    if chosen:
-        if chosen not in PROFILES:
-            raise ValueError(f"{PROFILE_ENV}={chosen!r}: expected one of {', '.join(PROFILES)}")
-        return chosen
-    fallback = os.environ.get("HYPOTHESIS_PROFILE", "").strip()
-    return fallback if fallback in PROFILES else "ci"
-
-
-def suite_settings(**overrides) -> settings:
-    """The settings of the selected profile, with per-test `overrides` (e.g. fewer examples for a slow test).
-
-    Overrides of `max_examples` are scaled: the thorough profile multiplies them by 25.
-    """
-    name = profile_name()
-    base = settings.get_profile(f"mqtt-conformance-{name}")
-    if "max_examples" in overrides and name == "thorough":
-        overrides["max_examples"] *= 25
-    if "stateful_step_count" in overrides and name == "thorough":
-        overrides["stateful_step_count"] = max(overrides["stateful_step_count"] * 3, 40)
-    return settings(base, **overrides)
-
 
 # ------------------------------------------------------------------------------------------- topics
 
@@ -279,8 +224,16 @@ class Matching:
     identifier: int | None = None
 
 
+#: the statement each rule of `check_copies` enforces, per protocol level (3.1.1 = 4, 5.0 = 5)
+COPY_RULES = {
+    4: {"match": "MQTT-3.3.2-3", "qos": "MQTT-3.8.4-6", "highest": "MQTT-3.3.5-1", "ids-one": None, "ids-each": None},
+    5: {"match": "MQTT-3.3.2-3", "qos": "MQTT-3.8.4-8", "highest": "MQTT-3.3.4-2", "ids-one": "MQTT-3.3.4-4",
+        "ids-each": "MQTT-3.3.4-5"},
+}
+
+
 def check_copies(copies: list[Publish], publish_qos: int, matching: list[Matching], *,
-                 required: bool = True, check_identifiers: bool = False) -> str | None:
+                 required: bool = True, check_identifiers: bool = False, version: int | None = None) -> str | None:
     """Are `copies` (the PUBLISHes of one message to one client) what the spec allows? None if so,
     else a description of what is wrong.
 
@@ -293,27 +246,37 @@ def check_copies(copies: list[Publish], publish_qos: int, matching: list[Matchin
     granted was QoS 0" (3.1.1 3.8.4 [MQTT-3.8.4-6], 5.0 3.8.4). With `check_identifiers` (5.0), a
     single copy carries the Subscription Identifiers of all matching subscriptions [MQTT-3.3.4-4]
     and each of several copies the identifier of its own subscription [MQTT-3.3.4-5].
+
+    With `version` (4 or 5) each description ends with the id of the statement it breaks, in brackets
+    (`COPY_RULES`), so that only that statement fails.
     """
+    rules = COPY_RULES.get(version or 0, {})
+
+    def broke(rule: str, text: str) -> str:
+        statement = rules.get(rule)
+        return f"{text} [{statement}]" if statement else text
+
     if not matching:
-        return None if not copies else f"delivered {len(copies)} time(s) but matches no subscription"
+        return None if not copies else broke("match", f"delivered {len(copies)} time(s) but matches no subscription")
     levels = [min(publish_qos, m.qos) for m in matching]
     top = max(levels)
     if not copies:
-        return "not delivered although it matches a subscription" if required else None
+        return broke("highest", "not delivered although it matches a subscription") if required else None
     bad_qos = [c.qos for c in copies if c.qos not in levels]
     if bad_qos:
-        return (f"delivered at QoS {bad_qos}, but the matching subscriptions allow only "
-                f"{sorted(set(levels))} (min of published QoS {publish_qos} and granted QoS)")
+        return broke("qos", f"delivered at QoS {bad_qos}, but the matching subscriptions allow only "
+                            f"{sorted(set(levels))} (min of published QoS {publish_qos} and granted QoS)")
     if required and not any(c.qos == top for c in copies):
-        return f"no copy at the highest QoS of the matching subscriptions ({top}): got {[c.qos for c in copies]}"
+        return broke("highest", f"no copy at the highest QoS of the matching subscriptions ({top}): "
+                                f"got {[c.qos for c in copies]}")
     all_ids = sorted(m.identifier for m in matching if m.identifier is not None)
     if len(copies) == 1 and len(matching) > 1:
         copy = copies[0]
         if copy.qos != top:
-            return f"a single copy must have the highest QoS {top}, got QoS {copy.qos}"
+            return broke("highest", f"a single copy must have the highest QoS {top}, got QoS {copy.qos}")
         if check_identifiers and sorted(copy.properties.subscription_identifiers) != all_ids:
-            return (f"a single copy must carry the identifiers of all matching subscriptions {all_ids}, "
-                    f"got {copy.properties.subscription_identifiers}")
+            return broke("ids-one", f"a single copy must carry the identifiers of all matching subscriptions "
+                                    f"{all_ids}, got {copy.properties.subscription_identifiers}")
         return None
 
     def fits(copy: Publish, m: Matching) -> bool:
@@ -336,8 +299,9 @@ def check_copies(copies: list[Publish], publish_qos: int, matching: list[Matchin
     if not assign(0, frozenset()):
         described = [(c.qos, list(c.properties.subscription_identifiers)) for c in copies]
         wanted = [(min(publish_qos, m.qos), m.identifier) for m in matching]
-        return (f"{len(copies)} copies (QoS, identifiers) {described} cannot be one per matching subscription "
-                f"(QoS, identifier) {wanted}")
+        return broke("ids-each" if check_identifiers else "highest",
+                     f"{len(copies)} copies (QoS, identifiers) {described} cannot be one per matching "
+                     f"subscription (QoS, identifier) {wanted}")
     return None
 
 

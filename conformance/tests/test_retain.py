@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.checks import check, statement
 from refbroker.protocol import MQTT_5
 
-from .helpers import QUIET, receive_publishes
+from .helpers import QOS_MIN, QUIET, receive_publishes
 
 
 @pytest.fixture
@@ -27,13 +28,16 @@ def test_retained_message_delivered_to_new_subscription(client_factory, version,
     publisher.publish(retain_topic, b"kept", qos=1, retain=True)
     sub = client_factory("subscriber")
     sub.subscribe((retain_topic, 1))
-    message = sub.expect_publish()
-    assert (message.topic, message.payload, message.qos) == (retain_topic, b"kept", 1)
-    assert message.retain, "a message sent because of a new subscription must have RETAIN 1"
+    with statement("MQTT-3.3.1-6" if version != MQTT_5 else "MQTT-3.3.1-9"):  # sent on a new subscription
+        message = sub.expect_publish()
+    check("MQTT-3.3.1-5", (message.topic, message.payload, message.qos) == (retain_topic, b"kept", 1),
+          f"the retained message and its QoS were not kept: {message}")
+    check("MQTT-3.3.1-8" if version != MQTT_5 else "MQTT-3.3.1-9", message.retain,
+          f"a message sent because of a new subscription must have RETAIN 1: {message}")
 
 
-@pytest.mark.spec("MQTT-3.3.1-5", "MQTT-3.3.1-7", version="3.1.1")
-@pytest.mark.spec("MQTT-3.3.1-5", version="5.0")
+@pytest.mark.spec("MQTT-3.3.1-5", "MQTT-3.3.1-7", "MQTT-3.8.4-6", version="3.1.1")
+@pytest.mark.spec("MQTT-3.3.1-5", "MQTT-3.8.4-8", version="5.0")
 def test_retained_message_replaced_by_newer(client_factory, version, retain_topic):
     """Only the newest retained message of a topic is kept (a QoS 0 one replaces a QoS 1 one too).
 
@@ -46,12 +50,16 @@ def test_retained_message_replaced_by_newer(client_factory, version, retain_topi
     sub = client_factory("subscriber")
     sub.subscribe((retain_topic, 1))
     received = receive_publishes(sub, 1)
-    got = [(p.payload, p.qos, p.retain) for p in received]
-    assert got in ([(b"new", 0, True)], []), f"expected the QoS 0 retained message (or none), got {got}"
+    got = [(p.payload, p.retain) for p in received]
+    check("MQTT-3.3.1-7" if version != MQTT_5 else "MQTT-3.3.1-5", got in ([(b"new", True)], []),
+          f"expected the QoS 0 retained message (or none), got {received}")
+    # stored at QoS 0, sent at min(0, granted 1) = 0
+    check(QOS_MIN[version], all(p.qos == 0 for p in received), f"the QoS 0 retained message was sent at QoS "
+          f"{[p.qos for p in received]} to a QoS 1 subscription")
 
 
-@pytest.mark.spec("MQTT-3.3.1-10", "MQTT-3.3.1-11", version="3.1.1")
-@pytest.mark.spec("MQTT-3.3.1-6", "MQTT-3.3.1-7", version="5.0")
+@pytest.mark.spec("MQTT-3.3.1-10", "MQTT-3.3.1-11", "MQTT-3.3.1-6", version="3.1.1")
+@pytest.mark.spec("MQTT-3.3.1-6", "MQTT-3.3.1-7", "MQTT-3.3.1-9", version="5.0")
 def test_empty_retained_message_deletes(client_factory, version, retain_topic):
     """A retained PUBLISH with an empty payload reaches current subscribers and deletes the retained
     message; it is never itself retained."""
@@ -59,13 +67,21 @@ def test_empty_retained_message_deletes(client_factory, version, retain_topic):
     publisher.publish(retain_topic, b"to delete", qos=1, retain=True)
     current = client_factory("current")
     current.subscribe((retain_topic, 1))
-    assert current.expect_publish().payload == b"to delete"
+    sent_on_subscribe = "MQTT-3.3.1-6" if version != MQTT_5 else "MQTT-3.3.1-9"
+    with statement(sent_on_subscribe):
+        first = current.expect_publish()
+        check(sent_on_subscribe, first.payload == b"to delete", f"the retained message was not sent to a new "
+              f"subscription: {first}")
+    removed = "MQTT-3.3.1-10" if version != MQTT_5 else "MQTT-3.3.1-6"
     publisher.publish(retain_topic, b"", qos=1, retain=True)
-    deletion = current.expect_publish()
-    assert deletion.payload == b"", "the empty retained PUBLISH is delivered normally to current subscribers"
+    with statement(removed):
+        deletion = current.expect_publish()
+        check(removed, deletion.payload == b"",
+              f"the empty retained PUBLISH is delivered normally to current subscribers: {deletion}")
     later = client_factory("later")
     later.subscribe((retain_topic, 1))
-    later.expect_nothing(QUIET)
+    with statement("MQTT-3.3.1-11" if version != MQTT_5 else "MQTT-3.3.1-7"):  # nothing stored for `later`
+        later.expect_nothing(QUIET)
 
 
 @pytest.mark.spec("MQTT-3.3.1-12", version="3.1.1")
@@ -96,26 +112,39 @@ def test_retained_messages_of_all_matching_topics(client_factory, version, topic
         sub = client_factory("subscriber")
         sub.subscribe((f"{topic}/w/+", 1))
         received = receive_publishes(sub, 2)
-        got = sorted((p.topic, p.payload, p.qos, p.retain) for p in received)
-        assert got == [(f"{topic}/w/a", b"A", 1, True), (f"{topic}/w/b", b"B", 1, True)], got
+        got = sorted((p.topic, p.payload, p.retain) for p in received)
+        retained = "MQTT-3.3.1-6" if version == 4 else "MQTT-3.3.1-9"
+        check(retained, got == [(f"{topic}/w/a", b"A", True), (f"{topic}/w/b", b"B", True)],
+              f"the retained messages of every matching topic must be sent: got {got}")
+        qos = sorted((p.topic, p.qos) for p in received)
+        check(QOS_MIN[version], qos == [(f"{topic}/w/a", 1), (f"{topic}/w/b", 1)],
+              f"each at min(published QoS, granted QoS 1): got {qos}")
     finally:
         for name in topics:
             publisher.publish(name, b"", retain=True)
 
 
-@pytest.mark.spec("MQTT-3.8.4-3", version="3.1.1")
-@pytest.mark.spec("MQTT-3.8.4-3", "MQTT-3.8.4-4", version="5.0")
+@pytest.mark.spec("MQTT-3.8.4-3", "MQTT-3.3.1-6", version="3.1.1")
+@pytest.mark.spec("MQTT-3.8.4-3", "MQTT-3.8.4-4", "MQTT-3.3.1-9", version="5.0")
 def test_resubscribe_resends_retained(client_factory, version, retain_topic):
     """Subscribing again to the same filter replaces the subscription and resends retained messages."""
     publisher = client_factory("publisher")
     publisher.publish(retain_topic, b"again", qos=1, retain=True)
     sub = client_factory("subscriber")
     sub.subscribe((retain_topic, 0))
-    assert sub.expect_publish().payload == b"again"
+    sent_on_subscribe = "MQTT-3.3.1-6" if version != MQTT_5 else "MQTT-3.3.1-9"
+    with statement(sent_on_subscribe):
+        first = sub.expect_publish()
+        check(sent_on_subscribe, first.payload == b"again", f"the retained message was not sent to a new "
+              f"subscription: {first}")
+    resend = "MQTT-3.8.4-3" if version != MQTT_5 else "MQTT-3.8.4-4"
     sub.subscribe((retain_topic, 1))
-    resent = sub.expect_publish()
-    assert resent.payload == b"again" and resent.retain and resent.qos == 1
-    sub.expect_nothing(QUIET)
+    with statement(resend):
+        resent = sub.expect_publish()
+        check(resend, resent.payload == b"again" and resent.retain, f"the retained message was not resent: {resent}")
+        sub.expect_nothing(QUIET)
+    check("MQTT-3.8.4-3", resent.qos == 1, f"the replacing subscription's QoS 1 does not apply: {resent}")
     publisher.publish(retain_topic, b"live", qos=1)
     live = receive_publishes(sub, 1)
-    assert [(p.payload, p.qos) for p in live] == [(b"live", 1)], "a replaced subscription delivers once"
+    check("MQTT-3.8.4-3", [(p.payload, p.qos) for p in live] == [(b"live", 1)],
+          f"a replaced subscription delivers once, at its new QoS: {live}")

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from conformance import not_applicable
-from conformance.client import ConformanceFailure, ConnectionClosed
+from conformance import check, known_deviation, not_applicable, statement
+from conformance.client import ConformanceFailure, ConnectionClosed, summarize
 from refbroker.protocol import (
     MQTT_5,
     Connack,
@@ -36,8 +36,6 @@ from refbroker.protocol import (
 )
 from refbroker.protocol.primitives import encode_variable_byte_integer
 
-from .helpers import BAD_PACKET_REASONS
-
 # ------------------------------------------------------------------------------------------ transport
 
 
@@ -47,7 +45,7 @@ def test_packets_split_and_packed_in_tcp_segments(client_factory, version, topic
     """The server reads MQTT as a byte stream: a CONNECT sent one byte per segment, then SUBSCRIBE,
     PUBLISH and PINGREQ packed into one segment, are all understood, in order."""
     client = client_factory(connect=False)
-    connect = Connect(client_id=client.client_id, protocol_level=version, keep_alive=30).encode(version)
+    connect = client.connect_packet(keep_alive=30).encode(version)
     for index in range(len(connect)):
         client.send_raw(connect[index:index + 1], note=f"CONNECT byte {index + 1} of {len(connect)}")
         time.sleep(0.001)
@@ -66,8 +64,10 @@ def test_packets_split_and_packed_in_tcp_segments(client_factory, version, topic
         kinds.append(packet.packet_type.name)
         if isinstance(packet, Publish):
             client.acknowledge(packet)
+    # Every packet of the segment is understood and answered. Their order across packet types is not
+    # checked: the specs order acknowledgements only among PUBLISH flows (4.6), not a SUBACK against a
+    # PUBACK or PINGRESP, and the PUBLISH forwarded to us may come before or after our PUBACK.
     assert sorted(kinds) == ["PINGRESP", "PUBACK", "PUBLISH", "SUBACK"], f"answers: {kinds}"
-    assert kinds[0] == "SUBACK", f"the SUBSCRIBE was answered after later packets: {kinds}"
 
 
 @pytest.mark.spec("MQTT-6.0.0-1", "MQTT-6.0.0-2", "MQTT-6.0.0-4")
@@ -76,24 +76,28 @@ def test_websocket_transport(client_factory, version, broker, topic):
     two binary frames and two packets in one binary frame both work [MQTT-6.0.0-2]; a text frame makes the
     server close the connection [MQTT-6.0.0-1]."""
     client = client_factory("ws", websocket=True, connect=False)
-    assert client.ws.subprotocol == "mqtt", \
-        f"the server selected the WebSocket subprotocol {client.ws.subprotocol!r}, not 'mqtt' [MQTT-6.0.0-4]"
+    check("MQTT-6.0.0-4", client.ws.subprotocol == "mqtt",
+          f"the server selected the WebSocket subprotocol {client.ws.subprotocol!r}, not 'mqtt'")
 
-    connect = Connect(client_id=client.client_id, protocol_level=version).encode(version)
-    client.send_websocket_message(connect[:3], note="CONNECT, first 3 bytes")
-    client.send_websocket_message(connect[3:], note="CONNECT, the rest")
-    connack = client.expect(Connack)
-    assert connack.reason_code == 0, f"CONNECT split across two binary frames was refused: {connack}"
+    connect = client.connect_packet().encode(version)
+    with statement("MQTT-6.0.0-2"):
+        client.send_websocket_message(connect[:3], note="CONNECT, first 3 bytes")
+        client.send_websocket_message(connect[3:], note="CONNECT, the rest")
+        connack = client.expect(Connack)
+        check("MQTT-6.0.0-2", connack.reason_code == 0, f"CONNECT split across two binary frames was refused: {connack}")
 
-    client.subscribe(f"{topic}/ws", qos=0)
-    both = Publish(topic=f"{topic}/ws", payload=b"two-in-one").encode(version) + Pingreq().encode(version)
-    client.send_websocket_message(both, note="PUBLISH QoS 0 and PINGREQ in one binary frame")
-    kinds = sorted(p.packet_type.name for p in client.collect(3.0, until_count=2))
-    assert kinds == ["PINGRESP", "PUBLISH"], f"answers to two packets in one binary frame: {kinds} [MQTT-6.0.0-2]"
+        client.subscribe(f"{topic}/ws", qos=0)
+        both = Publish(topic=f"{topic}/ws", payload=b"two-in-one").encode(version) + Pingreq().encode(version)
+        client.send_websocket_message(both, note="PUBLISH QoS 0 and PINGREQ in one binary frame")
+        kinds = sorted(p.packet_type.name for p in client.collect(3.0, until_count=2))
+        check("MQTT-6.0.0-2", kinds == ["PINGRESP", "PUBLISH"], f"answers to two packets in one binary frame: {kinds}")
 
     client.send_websocket_message("this is not MQTT", note="a text frame")
-    assert not client.is_open(within=3.0), \
-        "the server kept the connection open after a WebSocket text frame [MQTT-6.0.0-1]"
+    if client.is_open(within=3.0):
+        client.send(Pingreq())
+        answer = client.receive(2.0)
+        known_deviation(112, "the server kept the connection open 3 s after a WebSocket text frame "
+                             f"[MQTT-6.0.0-1]; a PINGREQ then got {summarize(answer) if answer else 'no answer'}")
 
 
 # --------------------------------------------------------------------------- encoding of server packets
@@ -105,15 +109,32 @@ FIXED_FLAGS = {2: 0, 4: 0, 5: 0, 6: 2, 7: 0, 9: 0, 11: 0, 13: 0, 14: 0, 15: 0}
 class _Wire:
     """A bare socket and a parser that keeps every byte the server sent, exactly as sent."""
 
-    def __init__(self, host: str, port: int, version: int):
+    def __init__(self, host: str, port: int, version: int, client_id: str, traced: list):
         self.version = version
+        self.name, self.client_id = "wire", client_id
+        #: the packet trace in the results file's shape (the raw client's), so the connection is traced too
+        self.trace: list[dict] = []
+        self._t0 = time.monotonic()
+        self.closed = self.peer_closed = False
+        self.connack = None  # (the client factory closes it without DISCONNECT)
+        traced.append(self)  # the test's clients: their traces go to the results file
         self.sock = socket.create_connection((host, port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._record("event", "OPEN", f"bare TCP connection to {host}:{port}", b"")
         self.buffer = b""
         self.frames: list[tuple[int, bytes, bytes]] = []  # (first byte, length bytes, body)
 
+    def _record(self, direction: str, kind: str, summary: str, raw: bytes) -> None:
+        entry = {"t": round(time.time(), 6), "elapsed": round(time.monotonic() - self._t0, 6), "dir": direction,
+                 "type": kind, "summary": summary}
+        if raw:
+            entry["hex"] = raw[:4096].hex(" ")
+        self.trace.append(entry)
+
     def send(self, packet) -> None:
-        self.sock.sendall(packet.encode(self.version))
+        data = packet.encode(self.version)
+        self._record("out", packet.packet_type.name, summarize(packet), data)
+        self.sock.sendall(data)
 
     def next(self, timeout: float = 3.0) -> tuple[int, bytes, bytes]:
         deadline = time.monotonic() + timeout
@@ -121,6 +142,13 @@ class _Wire:
             frame = self._frame()
             if frame is not None:
                 self.frames.append(frame)
+                raw = bytes((frame[0],)) + frame[1] + frame[2]
+                try:
+                    packet = decode_packet(frame[0], frame[2], self.version)
+                    kind, summary = packet.packet_type.name, summarize(packet)
+                except Exception as exc:  # noqa: BLE001 - judged by the test from the bytes
+                    kind, summary = f"TYPE{frame[0] >> 4}", f"not decodable: {exc}"
+                self._record("in", kind, summary, raw)
                 return frame
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
@@ -128,6 +156,7 @@ class _Wire:
                                          f"(buffered: {self.buffer.hex(' ')})")
             data = self.sock.recv(65536)
             if not data:
+                self._record("event", "CLOSED", "the broker closed the connection", b"")
                 raise ConnectionClosed("the server closed the connection")
             self.buffer += data
 
@@ -153,7 +182,10 @@ class _Wire:
         return frame
 
     def close(self) -> None:
-        self.sock.close()
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+            self._record("event", "CLOSE", "the test closed the socket", b"")
 
 
 def _vbi_problem(encoded: bytes, what: str) -> str | None:
@@ -221,6 +253,14 @@ def _check_frame(first: int, length_bytes: bytes, body: bytes, version: int) -> 
     return problems
 
 
+def _answer(wire, first_byte: int, name: str) -> None:
+    """The next frame must be `name` (its first byte exactly: flags included); the frame's own encoding is
+    judged afterwards with all the others."""
+    first, _, body = wire.next()
+    if first >> 4 != first_byte >> 4:
+        raise ConformanceFailure(f"expected {name}, got {first:02x} {body.hex(' ')}")
+
+
 @pytest.mark.spec("MQTT-2.2.2-1", "MQTT-2.3.1-5", version="3.1.1")
 @pytest.mark.spec("MQTT-2.1.3-1", "MQTT-1.5.5-1", "MQTT-2.2.2-1", "MQTT-2.2.1-2", version="5.0")
 def test_server_packets_are_encoded_exactly(client_factory, version, topic, broker):
@@ -228,19 +268,23 @@ def test_server_packets_are_encoded_exactly(client_factory, version, topic, brok
     incl. one over 127 bytes, PUBREL, PINGRESP, UNSUBACK) has the fixed-header flags of its type, a
     Remaining Length (and 5.0 Property Length) in the fewest bytes, and in 5.0 a Property Length even
     where there are no properties."""
-    wire = _Wire(broker.host, broker.port, version)
+    wire = _Wire(broker.host, broker.port, version, "w" + uuid.uuid4().hex[:12], client_factory.clients)
     try:
-        wire.send(Connect(client_id="w" + uuid.uuid4().hex[:12], protocol_level=version, keep_alive=30))
-        assert wire.next()[0] == 0x20
+        username, password = broker.profile.credentials or (None, None)  # a broker that wants them gets them
+        wire.send(Connect(client_id=wire.client_id, protocol_level=version, keep_alive=30, username=username,
+                          password=password.encode("utf-8") if password is not None else None))
+        _answer(wire, 0x20, "CONNACK")
         wire.send(Subscribe(1, [Subscription(f"{topic}/e", 2)]))
-        assert wire.next()[0] == 0x90
+        _answer(wire, 0x90, "SUBACK")
         publisher = client_factory("publisher")
         publisher.publish(f"{topic}/e", b"0" * 200, qos=0)
         publisher.publish(f"{topic}/e", b"one", qos=1)
         publisher.publish(f"{topic}/e", b"two", qos=2)
+        pending: list = []  # PUBLISHes read while waiting for a PUBREL
         for _ in range(3):
-            first, _, body = wire.next()
-            assert first >> 4 == 3, f"expected a PUBLISH, got {first:02x} {body.hex(' ')}"
+            first, _, body = pending.pop(0) if pending else wire.next()
+            if first >> 4 != 3:
+                raise ConformanceFailure(f"expected a PUBLISH, got {first:02x} {body.hex(' ')}")
             qos = (first >> 1) & 3
             if qos == 0:  # no Packet Identifier: topic, (5.0) an empty Property Length, then the payload
                 expected = len(f"{topic}/e".encode()).to_bytes(2, "big") + f"{topic}/e".encode()
@@ -255,12 +299,17 @@ def test_server_packets_are_encoded_exactly(client_factory, version, topic, brok
                     wire.send(Puback(packet_id))
                 else:
                     wire.send(Pubrec(packet_id))
-                    assert wire.next()[0] >> 4 == 6, "expected PUBREL"
+                    answer = wire.next()
+                    while answer[0] >> 4 == 3:  # another of the PUBLISHes may come before the PUBREL
+                        pending.append(answer)
+                        answer = wire.next()
+                    if answer[0] >> 4 != 6:
+                        raise ConformanceFailure(f"expected PUBREL, got {answer[0]:02x}")
                     wire.send(Pubcomp(packet_id))
         wire.send(Pingreq())
-        assert wire.next()[0] == 0xD0
+        _answer(wire, 0xD0, "PINGRESP")
         wire.send(Unsubscribe(2, [f"{topic}/e"]))
-        assert wire.next()[0] == 0xB0
+        _answer(wire, 0xB0, "UNSUBACK")
         problems = [p for frame in wire.frames for p in _check_frame(*frame, version)]
         if problems:
             raise ConformanceFailure("; ".join(problems))
@@ -318,10 +367,11 @@ def test_server_disconnect_uses_valid_code_and_is_last(client_factory, version, 
             raise ConformanceFailure(f"{note}: DISCONNECT reason 0x{code:02X} is not in the DISCONNECT table")
         if code < 0x80:
             raise ConformanceFailure(f"{note}: DISCONNECT for a protocol error with reason 0x{code:02X}")
-        if code not in BAD_PACKET_REASONS + (0x94,):
-            raise ConformanceFailure(f"{note}: unexpected DISCONNECT reason 0x{code:02X}")
-        disconnect = decode_packet(raw[0], raw[2:], 5)
-        assert isinstance(disconnect, Disconnect)
+        # Any failure code of the table is allowed: 4.13 names 0x81/0x82 "unless a more specific Reason Code
+        # has been defined", so the test does not demand one of them.
+        disconnect = client.decode_raw(raw)
+        if not isinstance(disconnect, Disconnect):  # pragma: no cover - the first byte said DISCONNECT
+            raise ConformanceFailure(f"{note}: not a DISCONNECT: {raw.hex(' ')}")
         if disconnect.properties.session_expiry_interval is not None:
             raise ConformanceFailure(f"{note}: the server's DISCONNECT carries a Session Expiry Interval "
                                      "[MQTT-3.14.2-2]")

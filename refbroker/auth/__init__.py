@@ -5,7 +5,7 @@
     scram.py        SCRAM-SHA-256 (RFC 5802 / RFC 7677), client and server, sans-IO
     scram_users.py  the `scram_users` file: user names with SCRAM keys (or plain passwords, for tests)
 
-Everything here is plain data and functions: the broker core (core/auth.py, core/enhanced_auth.py)
+Everything here is plain data and functions: the broker core (core/access.py, core/auth_methods.py)
 asks the questions, config.py loads the files. A bad line is an `AuthFileError` naming file and line.
 """
 

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass
 
 from ..protocol import topic_matches
-from .errors import AuthFileError
+from .errors import AuthFileError, read_auth_file
 
 READ, WRITE = 1, 2
 DENY = 0
@@ -89,11 +89,7 @@ class AccessControlList:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AccessControlList:
-        try:
-            with open(path, encoding="utf-8") as file:
-                return cls.parse(file.read(), str(path))
-        except OSError as error:
-            raise AuthFileError(f"{path}: cannot read ({error.strerror or error})") from None
+        return cls.parse(read_auth_file(path), str(path))
 
     def _filters(self, client_id: str, username: str | None) -> list[tuple[int, str]]:
         rules = self.users.get(username, []) if username is not None else self.anonymous

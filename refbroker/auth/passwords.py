@@ -19,7 +19,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from .errors import AuthFileError
+from .errors import AuthFileError, read_auth_file
 
 PBKDF2_SHA512, SHA512 = "7", "6"
 
@@ -94,7 +94,7 @@ class PasswordFile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PasswordFile:
-        return cls.parse(_read(path), str(path))
+        return cls.parse(read_auth_file(path), str(path))
 
     def check(self, username: str, password: bytes | None) -> bool:
         """True if the user exists and the password is theirs. No password never matches."""
@@ -103,12 +103,3 @@ class PasswordFile:
             return False
         return hashed.matches(password)
 
-
-def _read(path: str | os.PathLike) -> str:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except OSError as error:
-        raise AuthFileError(f"{path}: cannot read ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise AuthFileError(f"{path}: not UTF-8 text") from None

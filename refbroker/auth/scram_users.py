@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import AuthFileError
-from .passwords import _read
+from .errors import AuthFileError, read_auth_file
 from .scram import METHOD, StoredCredentials
 
 
@@ -43,7 +42,7 @@ class ScramUsers:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ScramUsers:
-        return cls.parse(_read(path), str(path))
+        return cls.parse(read_auth_file(path), str(path))
 
     @classmethod
     def from_passwords(cls, passwords: dict[str, str], iterations: int = 4096) -> ScramUsers:

@@ -2,25 +2,37 @@
 
 The host (refbroker/server, or a test) calls
 
-    connection_made(conn_id, now, peer, identity)  a client connected (identity: TLS certificate user)
+    connection_made(conn_id, now, peer, identity, listener)  a client connected (identity: TLS
+                                             certificate user; listener: which one it came in on)
     data_received(conn_id, data, now)        bytes arrived from it
+    process_buffered(conn_id, now)           when asked to (ProcessLater, ResumeReading): read what waits
+    writing_paused(conn_id, now)             the host's buffer of bytes not yet written to it passed its mark
+    writing_resumed(conn_id, now)            ... and is back under it
     connection_lost(conn_id, now)            its network connection ended
-    tick(now)                                at next_deadline(): keep alive, expiry, wills, $SYS
+    tick(now)                                at next_deadline(): CONNECT and keep alive, expiry, wills, $SYS
 
-and each returns the list of `Send` / `Close` actions (actions.py) to carry out, in order. The
-broker reads packets with the codec (refbroker.protocol) and hands each to the `on_<packet>`
-function of its type (the dispatch table `Broker._handlers`), one module per part of the protocol:
+and each returns the list of actions (actions.py) to carry out, in order: `Send`, `Close`, and
+`PauseReading` / `ResumeReading` / `ProcessLater`, with which the core paces its reading of each
+connection (fairness and back-pressure, flow_control.py).
 
-    connect.py         CONNECT: client id, authentication, takeover, session, CONNACK properties
-    authentication.py  AUTH: the steps of enhanced authentication and re-authentication (5.0 4.12)
+Input is checked before it is buffered: the first byte of a connection must be that of a CONNECT
+[MQTT-3.1.0-1], and until a client is authenticated a packet may be at most
+UNAUTHENTICATED_PACKET_LIMIT bytes, decided from its fixed header alone.
+
+Each packet read (with the codec, refbroker.protocol) is first checked against the connection state
+table (states.py: which packets each state accepts, with the statement that says so), then handed to
+its handler, one module per part of the protocol:
+
+    connect.py         CONNECT, and AUTH before CONNACK: client id, authentication, takeover, session
+    auth_exchange.py   AUTH after CONNACK: re-authentication (5.0 4.12.1)
     publish_flow.py    PUBLISH from a client and the QoS 1/2 acknowledgements both ways
-    routing.py         Application Messages to the sessions whose subscriptions match
     subscribe.py       SUBSCRIBE and UNSUBSCRIBE
-    lifecycle.py       PINGREQ, DISCONNECT, protocol errors, closing, wills, keep alive and expiry
+    lifecycle.py       PINGREQ, DISCONNECT, protocol errors, closing, wills, and the timers
 
-Each handler takes the `Broker` as its first argument: the state they share (connections,
-sessions, subscriptions, retained messages, counters, timers) lives here, and so does `_send`,
-the one way out for a packet. This module keeps the entry points, the dispatch, sending, and $SYS.
+A handler is called as handler(ctx, conn, packet, now). `ctx` (context.py) holds the collaborators,
+each the one owner of its state: the connection table, the sessions, subscriptions, retained messages,
+the router (delivery), the outbox (everything sent), timers, pending wills, counters, the log. This
+module owns only the entry points and the dispatch.
 
 Rules the code enforces carry their normative statement id. Where 3.1.1 and 5.0 number a rule
 differently both are given, e.g. [MQTT-3.1.3-8] (3.1.1) / [MQTT-3.1.3-8] (5.0) are different rules.
@@ -28,47 +40,63 @@ differently both are given, e.g. [MQTT-3.1.3-8] (3.1.1) / [MQTT-3.1.3-8] (5.0) a
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable
 
 from .. import __version__
 from ..protocol import (
-    MQTT_3_1_1,
     MQTT_5,
     Auth,
-    Connack,
     Connect,
     Disconnect,
     MQTTError,
-    Packet,
     Pingreq,
-    Properties,
-    ProtocolError,
     Puback,
     Pubcomp,
     Publish,
     Pubrec,
     Pubrel,
+    ReasonCode,
     Subscribe,
     Unsubscribe,
     decode_packet,
 )
-from . import authentication, connect, lifecycle, packet_log, publish_flow, routing, subscribe
-from .actions import Action, ConnectionId, Send
-from .connection import AUTHENTICATING, CLOSED, NEW, Connection
-from .enhanced_auth import available_methods
-from .lifecycle import CONNECT_TIMEOUT
+from . import auth_exchange, connect, lifecycle, packet_log, publish_flow, subscribe, sys_topics
+from .access import check_credentials
+from .actions import Action, Close, ConnectionId
+from .auth_methods import available_methods
+from .changes import ChangeMarks, Changes
+from .connection import Connection, Connections
+from .context import Context, Log
+from .counters import Counters
+from .flow_control import PACKETS_PER_TURN, BackPressure, Hold, ReadHolds
 from .messages import Message
+from .outbox import Outbox
+from .restore import SavedState, restore
 from .retained import RetainedStore
-from .sessions import Session
-from .settings import Settings
+from .router import Router
+from .sessions import Sessions
+from .settings import CONNECTION_MESSAGE, Listener, Settings
+from .states import AUTHENTICATING, AWAITING_CONNECT, CLOSED, CONNECTED, check_packet
 from .subscriptions import SubscriptionStore
 from .sys_load import LoadAverages
-from .sys_topics import Counters, stored_messages, sys_values
-from .timers import Timers
+from .timers import (
+    CongestionDue,
+    ConnectionDue,
+    SessionExpiryDue,
+    SubscriptionDue,
+    SysDue,
+    Timers,
+    WillDue,
+)
+from .wills import PendingWills
 
-Log = Callable[[str, str], None]  # (log type, message), log types as in mosquitto.conf's log_type
+
+CONNECT_FIRST_BYTE = 0x10  # packet type 1, flags 0 [MQTT-2.2.2-2]
+# The largest packet a client may send before it is authenticated: a CONNECT (or, 5.0, AUTH) whose
+# client id, will topic, will payload, user name and password (at most 64 KiB each) and properties
+# need no more. Bigger is refused from the fixed header, before its body is buffered.
+UNAUTHENTICATED_PACKET_LIMIT = 1024 * 1024
 
 
 def _no_log(kind: str, message: str) -> None:
@@ -82,215 +110,305 @@ def _mosquitto_style_client_id(prefix: str) -> str:
 class Broker:
     def __init__(self, settings: Settings | None = None, *, now: float = 0.0, log: Log | None = None,
                  version: str = f"refbroker version {__version__}",
-                 client_id_factory: Callable[[str], str] = _mosquitto_style_client_id):
-        self.settings = settings or Settings()
-        self.version = version
-        self.connections: dict[ConnectionId, Connection] = {}
-        self.sessions: dict[str, Session] = {}
-        self.subscriptions = SubscriptionStore()
-        self.retained = RetainedStore()
-        self.counters = Counters()
-        self.timers = Timers()
-        self.pending_wills: dict[str, tuple[float, Message]] = {}  # client id -> (due, will)
-        self.started_at = now
-        self._log = log or _no_log
-        self._debug = log is not None and getattr(log, "wants_debug", True)
-        self._new_client_id = client_id_factory
-        self._actions: list[Action] = []
-        self._last_publish: tuple | None = None  # the last PUBLISH encoded, see _encode
-        self._connected = 0  # connections past CONNACK
-        self._connected_max = 0
-        self._auth_methods = available_methods(self.settings)
-        self.load = LoadAverages(now)
-        if self.settings.sys_interval > 0:
-            self.timers.schedule(now, ("sys",))
+                 client_id_factory: Callable[[str], str] = _mosquitto_style_client_id,
+                 memory_usage: Callable[[], tuple[int, int]] | None = None):
+        settings = settings or Settings()
+        log = log or _no_log
+        self._debug = log is not _no_log and getattr(log, "wants_debug", True)
+        counters = Counters()
+        changes = Changes(keep=settings.persistence)  # marks only for persistence to take
+        connections = Connections()
+        sessions = Sessions(changes)
+        subscriptions = SubscriptionStore()
+        retained = RetainedStore(changes)
+        outbox = Outbox(settings, counters, log, self._debug)
+        timers = Timers()
+        holds = ReadHolds(outbox)
+        back_pressure = BackPressure(settings, holds, timers, log)
+        router = Router(settings=settings, connections=connections, sessions=sessions, subscriptions=subscriptions,
+                        retained=retained, outbox=outbox, counters=counters, back_pressure=back_pressure, log=log)
+        self.ctx = Context(settings=settings, version=version, started_at=now, connections=connections,
+                           sessions=sessions, subscriptions=subscriptions, retained=retained, router=router,
+                           outbox=outbox, holds=holds, back_pressure=back_pressure, timers=timers,
+                           wills=PendingWills(changes), counters=counters, changes=changes,
+                           load=LoadAverages(now), log=log, auth_methods=available_methods(settings),
+                           new_client_id=client_id_factory, memory_usage=memory_usage)
+        if settings.sys_interval > 0:
+            self.ctx.timers.schedule(now, SysDue(first=True))
+
+    # A few collaborators are worth reaching directly, from tests and from the host
+    settings = property(lambda self: self.ctx.settings)
+    version = property(lambda self: self.ctx.version)
+    connections = property(lambda self: self.ctx.connections)
+    sessions = property(lambda self: self.ctx.sessions)
+    subscriptions = property(lambda self: self.ctx.subscriptions)
+    retained = property(lambda self: self.ctx.retained)
+    wills = property(lambda self: self.ctx.wills)
+
+    # ------------------------------------------------------------------------- for the host's persistence
+
+    def restore(self, state: SavedState, now: float) -> None:
+        """Put saved sessions, retained messages and delayed wills back (restore.py); before any client."""
+        restore(self.ctx, state, now)
+
+    def log_packets(self, on: bool) -> None:
+        """Log every packet received and sent ("debug"), or stop: for a log_type reloaded on SIGHUP."""
+        self._debug = on
+        self.ctx.outbox.log_packets(on)
+
+    def settings_reloaded(self) -> None:
+        """The host changed `settings` in place (SIGHUP): recompute what was derived from them, the
+        password file and ACL each connection is held to included."""
+        self.ctx.auth_methods = available_methods(self.ctx.settings)
+        for conn in self.ctx.connections:
+            conn.security = self.ctx.settings.security_for(conn.listener)
+
+    def recheck_credentials(self, now: float) -> list[Action]:
+        """After the settings changed (SIGHUP): close every connection whose CONNECT credentials no
+        longer pass (a user removed from the password file, a changed password, anonymous access
+        turned off), as mosquitto 2.0 does; the others stay connected."""
+        ctx = self.ctx
+        for conn in ctx.connections:
+            if conn.state is not CONNECTED or conn.credentials is None:
+                continue
+            accepted, _, why = check_credentials(conn.security, *conn.credentials, conn.identity)
+            if not accepted:
+                ctx.log(CONNECTION_MESSAGE, f"Client {conn.name} disconnected.")
+                lifecycle.close(ctx, conn, now, publish_will=True, reason=f"not authorised any more: {why}")
+        return ctx.outbox.take()
+
+    def take_changes(self) -> ChangeMarks:
+        """What changed since the last call (changes.py): the parts persistence must save."""
+        return self.ctx.changes.take()
+
+    @property
+    def change_count(self) -> int:
+        """Changes since the last `take_changes`, counted as mosquitto's autosave_on_changes counts them."""
+        return self.ctx.changes.count
+
+    def publish(self, topic: str, payload: bytes, now: float, *, qos: int = 0, retain: bool = False) -> list[Action]:
+        """Publish a message of the broker's own (e.g. a log line for `log_dest topic`)."""
+        self.ctx.router.publish(Message(topic, payload, qos, retain), now)
+        return self.ctx.outbox.take()
+
 
     # ---------------------------------------------------------------------------------- entry points
 
-    def connection_made(self, conn_id: ConnectionId, now: float, peer: str = "", identity: str | None = None
-                        ) -> list[Action]:
-        """`identity`: the user name the transport has proved already (the Common Name of a TLS
-        client certificate on a `use_identity_as_username` listener); None: CONNECT's credentials count."""
-        self.connections[conn_id] = Connection(conn_id, peer=peer, last_received=now, identity=identity)
-        self.counters.connections_total += 1
-        # A connection that never sends CONNECT is closed after a while (3.1.4: "a reasonable amount
-        # of time"); like mosquitto, the default keep alive of 60 s times 1.5.
-        self.timers.schedule(now + CONNECT_TIMEOUT, ("keepalive", conn_id))
+    def connection_made(self, conn_id: ConnectionId, now: float, peer: str = "", identity: str | None = None,
+                        listener: Listener | None = None, mount_point: str = "") -> list[Action]:
+        """`identity`: the user name the transport has proved already (the Common Name or subject of a
+        TLS client certificate on a `use_identity_as_username` / `use_subject_as_username` listener);
+        None: CONNECT's credentials count. `listener`: the listener that accepted the connection: its
+        max_connections and, with per_listener_settings, its password file and ACL apply, as do
+        use_username_as_clientid; None: the global settings. `mount_point`: the listener's
+        mount_point, put in front of every topic of this client."""
+        ctx = self.ctx
+        if listener is not None and 0 <= listener.max_connections <= ctx.connections.on_listener(listener):
+            # max_connections: as mosquitto, the socket is closed at once, before any packet is read
+            address = peer.rpartition(":")[0] or peer or str(conn_id)
+            ctx.log(CONNECTION_MESSAGE, f"Client connection from {address} denied: max_connections exceeded.")
+            return [Close(conn_id, "max_connections exceeded")]
+        conn = ctx.connections.open(conn_id, peer=peer, now=now, identity=identity, listener=listener,
+                                    security=ctx.settings.security_for(listener))
+        conn.mount_point = mount_point
+        conn.decoder.max_packet_size = UNAUTHENTICATED_PACKET_LIMIT
+        ctx.counters.connections_total += 1
+        lifecycle.watch_deadline(ctx, conn, now)  # the time it has to send CONNECT
         if peer:
-            self._log("notice", f"New connection from {peer}.")
+            on_port = f" on port {listener.port}" if listener is not None and listener.port else ""
+            ctx.log(CONNECTION_MESSAGE, f"New connection from {peer}{on_port}.")
         return []
 
     def data_received(self, conn_id: ConnectionId, data: bytes, now: float) -> list[Action]:
-        conn = self.connections.get(conn_id)
-        if conn is None or conn.state == CLOSED:
+        ctx = self.ctx
+        conn = ctx.connections.get(conn_id)
+        if conn is None or conn.state is CLOSED or not data:
             return []  # [MQTT-3.1.4-5] (3.1.1), [MQTT-3.1.4-6] (5.0): nothing after a refusal is read
-        self.counters.bytes_received += len(data)
+        ctx.counters.bytes_received += len(data)
+        if conn.state is AWAITING_CONNECT and not conn.decoder.buffered and data[0] != CONNECT_FIRST_BYTE:
+            # The first packet must be a CONNECT [MQTT-3.1.0-1]: an HTTP request, a TLS handshake ... is
+            # closed at once, without waiting for the rest of what it seems to announce
+            ctx.log("notice", f"Client {conn.name} sent {data[:1].hex()} as its first byte, not CONNECT: "
+                              f"closing the connection.")
+            lifecycle.close(ctx, conn, now, publish_will=False, reason="first packet is not CONNECT")
+            return ctx.outbox.take()
+        conn.decoder.append(data)
+        self._read_packets(conn, now)
+        self._disconnect_over_limit(now)
+        return ctx.outbox.take()
+
+    def process_buffered(self, conn_id: ConnectionId, now: float) -> list[Action]:
+        """Read the packets a connection sent that are still buffered (the host was told ProcessLater
+        or ResumeReading)."""
+        conn = self.ctx.connections.get(conn_id)
+        if conn is not None and conn.state is not CLOSED:
+            self._read_packets(conn, now)
+        self._disconnect_over_limit(now)
+        return self.ctx.outbox.take()
+
+    def writing_paused(self, conn_id: ConnectionId, now: float) -> list[Action]:
+        """The client does not read what we send (the host's buffer for it passed its high-water
+        mark): no new PUBLISH is written to it, and it is not read (flow_control.py)."""
+        conn = self.ctx.connections.get(conn_id)
+        if conn is not None and conn.state is not CLOSED:
+            conn.writable = False
+            self.ctx.holds.hold(conn_id, Hold.UNREAD)
+        return self.ctx.outbox.take()
+
+    def writing_resumed(self, conn_id: ConnectionId, now: float) -> list[Action]:
+        """The host's buffer for the client is down to its low-water mark: queued copies go out."""
+        ctx = self.ctx
+        conn = ctx.connections.get(conn_id)
+        if conn is not None and conn.state is not CLOSED:
+            conn.writable = True
+            ctx.holds.release(conn_id, Hold.UNREAD)
+            if conn.state is CONNECTED:
+                self._guarded(conn, now, ctx.router.fill_window, conn, now)
+        return ctx.outbox.take()
+
+    def connection_lost(self, conn_id: ConnectionId, now: float) -> list[Action]:
+        """The network connection ended without us closing it: abnormal unless DISCONNECT came first."""
+        ctx = self.ctx
+        conn = ctx.connections.get(conn_id)
+        if conn is not None and conn.state is not CLOSED:
+            ctx.log(CONNECTION_MESSAGE, f"Client {conn.name} closed its connection.")
+            # Closed without DISCONNECT: the will is published [MQTT-3.1.2-8]
+            try:
+                lifecycle.close(ctx, conn, now, publish_will=True, reason="connection lost", send_close=False)
+            except Exception as error:  # a bug of ours must not stop the broker
+                ctx.log("error", f"Internal error closing {conn.name}: {error!r}")
+        ctx.holds.forget(conn_id)
+        self._disconnect_over_limit(now)
+        return ctx.outbox.take()
+
+    def tick(self, now: float) -> list[Action]:
+        """Run every timer that is due: CONNECT and keep alive, session expiry, delayed wills,
+        congested subscribers, $SYS."""
+        ctx = self.ctx
+        for event in ctx.timers.pop_due(now):
+            try:
+                self._on_timer[type(event)](ctx, event, now)
+            except Exception as error:  # a bug of ours must not stop the broker, nor the other timers
+                ctx.log("error", f"Internal error handling {type(event).__name__}: {error!r}")
+        self._disconnect_over_limit(now)
+        return ctx.outbox.take()
+
+    def next_deadline(self) -> float | None:
+        """When `tick` should next be called (None: nothing scheduled)."""
+        return self.ctx.timers.next_deadline()
+
+    # ------------------------------------------------------------------------------------- reading
+
+    def _read_packets(self, conn: Connection, now: float) -> None:
+        """Read the buffered packets of `conn`, at most PACKETS_PER_TURN (fairness), and none while
+        back-pressure or unread output holds it (flow_control.py)."""
+        ctx = self.ctx
+        holds = ctx.holds
+        if holds.stops_processing(conn.id):
+            return  # its release asks the host to come back
+        budget = PACKETS_PER_TURN
+        decoder = conn.decoder
         try:
-            frame = conn.decoder.next_raw_frame(data)
-            while frame is not None and conn.state != CLOSED:
+            while True:
+                if conn.state is CLOSED or holds.stops_processing(conn.id):
+                    return
+                if not budget:
+                    # More may be buffered: the other connections first, then this one again
+                    holds.hold(conn.id, Hold.BACKLOG)
+                    ctx.outbox.process_later(conn.id)
+                    return
+                frame = decoder.next_raw_frame()
+                if frame is None:
+                    break
+                budget -= 1
                 first_byte, body = frame
                 try:
                     packet = decode_packet(first_byte, body, conn.version)
                 except MQTTError as error:
-                    if conn.state == NEW:
-                        connect.refuse_bad_connect(self, conn, body, error, now)
-                        break
+                    if conn.state is AWAITING_CONNECT:
+                        connect.refuse_bad_connect(ctx, conn, body, error, now)
+                        return
                     raise
                 conn.last_received = now
-                self.counters.messages_received += 1
+                ctx.counters.messages_received += 1
                 if self._debug:
-                    self._log("debug", packet_log.describe(packet, conn.name, received=True))
+                    ctx.log("debug", packet_log.describe(packet, conn.name, received=True))
                 self._dispatch(conn, packet, now)
-                frame = conn.decoder.next_raw_frame() if conn.state != CLOSED else None
         except MQTTError as error:
-            lifecycle.protocol_violation(self, conn, error, now)
-        except Exception as error:  # a bug of ours must cost one connection, never the broker
-            self._log("error", f"Internal error handling data from {conn.name}: {error!r}")
-            lifecycle.close(self, conn, now, publish_will=True, reason=f"internal error: {error!r}")
-        return self._take_actions()
-
-    def connection_lost(self, conn_id: ConnectionId, now: float) -> list[Action]:
-        """The network connection ended without us closing it: abnormal unless DISCONNECT came first."""
-        conn = self.connections.get(conn_id)
-        if conn is not None and conn.state != CLOSED:
-            self._log("notice", f"Client {conn.name} closed its connection.")
-            # Closed without DISCONNECT: the will is published [MQTT-3.1.2-8]
-            lifecycle.close(self, conn, now, publish_will=True, reason="connection lost", send_close=False)
-        self.connections.pop(conn_id, None)
-        return self._take_actions()
-
-    def tick(self, now: float) -> list[Action]:
-        """Run every timer that is due: keep alive, session expiry, delayed wills, $SYS."""
-        for key in self.timers.pop_due(now):
-            kind = key[0]
-            if kind == "keepalive":
-                lifecycle.check_keep_alive(self, key[1], now)
-            elif kind == "session":
-                lifecycle.check_session_expiry(self, key[1], now)
-            elif kind == "will":
-                lifecycle.check_will(self, key[1], now)
-            elif kind == "sys":
-                self._publish_sys(now)
-                self.timers.schedule(now + self.settings.sys_interval, ("sys",))
-        return self._take_actions()
-
-    def next_deadline(self) -> float | None:
-        """When `tick` should next be called (None: nothing scheduled)."""
-        return self.timers.next_deadline()
-
-    # ------------------------------------------------------------------------------------- plumbing
-
-    def _take_actions(self) -> list[Action]:
-        actions, self._actions = self._actions, []
-        return actions
-
-    def _send(self, conn: Connection, packet: Packet) -> None:
-        if conn.state == CLOSED:
+            if conn.state is AWAITING_CONNECT:
+                # Too large before it is read: a 5.0 client learns why (CONNACK 0x95) if its level shows
+                connect.refuse_bad_connect(ctx, conn, decoder.peek_body(16), error, now)
+            else:
+                lifecycle.protocol_violation(ctx, conn, error, now)
             return
-        version = conn.version or MQTT_3_1_1
-        if version == MQTT_5 and not conn.problem_information and not isinstance(packet, (Publish, Connack,
-                                                                                         Disconnect)):
-            # Request Problem Information 0: no Reason String or User Property here [MQTT-3.1.2-29]
-            packet = _without_optional_properties(packet)
-        new_alias = False
-        if conn.outbound_aliases is not None and isinstance(packet, Publish):
-            packet, new_alias = conn.outbound_aliases.apply(packet)
-        data = self._encode(packet, version)
-        limit = conn.maximum_packet_size
-        if limit is not None and len(data) > limit:
-            if isinstance(packet, Publish):
-                if new_alias:
-                    conn.outbound_aliases.forget(packet.topic)
-                # Too large for the client: dropped as if delivered [MQTT-3.1.2-25]
-                if packet.packet_id is not None and conn.session is not None:
-                    conn.session.outgoing.acknowledge(packet.packet_id)
-                self.counters.publish_dropped += 1
-                self._log("notice", f"Dropped PUBLISH to {conn.name}: larger than its Maximum Packet Size.")
-                return
-            # Reason String and User Properties go first [MQTT-3.2.2-19/20], [MQTT-3.4.2-2/3] ...
-            packet = _without_optional_properties(packet)
-            data = packet.encode(version)
-            if len(data) > limit:
-                return  # never send more than the client allows [MQTT-3.1.2-24]
-        if self._debug:
-            self._log("debug", packet_log.describe(packet, conn.name, received=False))
-        self.counters.messages_sent += 1
-        self.counters.bytes_sent += len(data)
-        if isinstance(packet, Publish):
-            self.counters.publish_sent += 1
-        self._actions.append(Send(conn.id, packet, data))
+        except Exception as error:  # a bug of ours must cost one connection, never the broker
+            self._internal_error(conn, error, now)
+            return
+        finally:
+            if conn.client_id is not None and conn.client_id in ctx.sessions:
+                ctx.sessions.touch(conn.client_id)  # acknowledgements, subscriptions ...: for persistence
+        holds.release(conn.id, Hold.BACKLOG)
 
-    def _encode(self, packet: Packet, version: int) -> bytes:
-        """The packet's bytes.
+    def _disconnect_over_limit(self, now: float) -> None:
+        """Receivers a copy was dropped for because of memory_limit are disconnected, as in mosquitto."""
+        ctx = self.ctx
+        for conn in ctx.router.take_over_limit():
+            if conn.state is not CONNECTED:
+                continue
+            ctx.log("notice", f"Client {conn.name} disconnected: memory_limit reached, a message for it is dropped.")
+            if conn.version == MQTT_5:
+                ctx.outbox.send(conn, Disconnect(ReasonCode.QUOTA_EXCEEDED,
+                                                 ctx.outbox.failure_properties(conn, "memory_limit reached")))
+            lifecycle.close(ctx, conn, now, publish_will=True, reason="memory_limit reached")
 
-        Performance: a message routed to many subscribers becomes one PUBLISH per subscriber, mostly
-        all alike (same topic, payload, flags and properties; sessions that move in step even use the
-        same packet identifier). So the bytes of the last PUBLISH are kept, and reused for the next
-        one if it is the same in every field (payload and properties: the very same objects).
-        """
-        if type(packet) is not Publish:
-            return packet.encode(version)
-        fields = (version, packet.topic, packet.qos, packet.retain, packet.dup, packet.packet_id)
-        last = self._last_publish
-        if last is not None and last[0] == fields and last[1] is packet.payload and last[2] is packet.properties:
-            return last[3]
-        data = packet.encode(version)
-        self._last_publish = (fields, packet.payload, packet.properties, data)
-        return data
+    def _guarded(self, conn: Connection, now: float, function: Callable, *arguments) -> None:
+        try:
+            function(*arguments)
+        except Exception as error:
+            self._internal_error(conn, error, now)
 
-    def _reason(self, conn: Connection, text: str) -> Properties:
-        """Properties carrying a Reason String, for 5.0 failure answers (mosquitto sends none; we do)."""
-        if conn.version == MQTT_5:
-            return Properties(reason_string=text)
-        return Properties()
+    def _internal_error(self, conn: Connection, error: Exception, now: float) -> None:
+        ctx = self.ctx
+        ctx.log("error", f"Internal error handling data from {conn.name}: {error!r}")
+        try:
+            lifecycle.close(ctx, conn, now, publish_will=True, reason=f"internal error: {error!r}")
+        except Exception as second:
+            ctx.log("error", f"Internal error closing {conn.name}: {second!r}")
 
-    def _dispatch(self, conn: Connection, packet: Packet, now: float) -> None:
-        handler = self._handlers.get(type(packet))
-        if conn.state != NEW and isinstance(packet, Connect):
-            raise ProtocolError("a second CONNECT on one connection", rule="MQTT-3.1.0-2")
-        if conn.state == AUTHENTICATING and not isinstance(packet, (Auth, Disconnect)):
-            # Only AUTH or DISCONNECT until CONNACK [MQTT-3.1.2-30]
-            raise ProtocolError(f"{packet.name} during enhanced authentication", rule="MQTT-3.1.2-30")
-        if handler is None:
-            # CONNACK, SUBACK, UNSUBACK, PINGRESP only travel from server to client
-            raise ProtocolError(f"a client may not send {packet.name}")
-        handler(self, conn, packet, now)
+    # ------------------------------------------------------------------------------------- dispatch
 
-    def _is_online(self, client_id: str) -> bool:
-        """Whether a client is connected (routing.route asks, to prefer connected members of a share group)."""
-        session = self.sessions.get(client_id)
-        return session is not None and session.connection is not None
+    def _dispatch(self, conn: Connection, packet, now: float) -> None:
+        state = conn.state
+        rule = check_packet(state, packet)  # ProtocolError if this state does not accept the packet
+        self.handlers[(state, type(packet))](self.ctx, conn, packet, now)
+        if conn.state not in rule.leads_to:
+            raise RuntimeError(f"{packet.name} left the connection {conn.state.value}, which the state table "
+                               f"does not allow from {state.value}")
 
-    # One handler per packet type a client may send, each called as handler(broker, conn, packet, now)
-    _handlers: dict[type, Callable] = {
-        Connect: connect.on_connect,
-        Auth: authentication.on_auth,
-        Publish: publish_flow.on_publish, Puback: publish_flow.on_puback, Pubrec: publish_flow.on_pubrec,
-        Pubrel: publish_flow.on_pubrel, Pubcomp: publish_flow.on_pubcomp,
-        Subscribe: subscribe.on_subscribe, Unsubscribe: subscribe.on_unsubscribe,
-        Pingreq: lifecycle.on_pingreq, Disconnect: lifecycle.on_disconnect,
+    # The handler of each packet a client may send, by the state the connection is in (the states'
+    # rows in states.PACKET_RULES list the same packets). Each is called as handler(ctx, conn, packet, now).
+    handlers: dict[tuple, Callable] = {
+        (AWAITING_CONNECT, Connect): connect.on_connect,
+        (AUTHENTICATING, Auth): connect.on_auth_before_connack,
+        (AUTHENTICATING, Disconnect): lifecycle.on_disconnect,
+        (CONNECTED, Publish): publish_flow.on_publish,
+        (CONNECTED, Puback): publish_flow.on_puback,
+        (CONNECTED, Pubrec): publish_flow.on_pubrec,
+        (CONNECTED, Pubrel): publish_flow.on_pubrel,
+        (CONNECTED, Pubcomp): publish_flow.on_pubcomp,
+        (CONNECTED, Subscribe): subscribe.on_subscribe,
+        (CONNECTED, Unsubscribe): subscribe.on_unsubscribe,
+        (CONNECTED, Pingreq): lifecycle.on_pingreq,
+        (CONNECTED, Auth): auth_exchange.on_auth,
+        (CONNECTED, Disconnect): lifecycle.on_disconnect,
     }
 
-    # --------------------------------------------------------------------------------------- $SYS
-
-    def _publish_sys(self, now: float) -> None:
-        self.load.update(now, self.counters)
-        connected = self._connected
-        values = sys_values(version=self.version, uptime=now - self.started_at, connected=connected,
-                            disconnected=len(self.sessions) - sum(1 for s in self.sessions.values() if s.online),
-                            maximum=self._connected_max, subscriptions=len(self.subscriptions),
-                            retained=len(self.retained), counters=self.counters,
-                            stored=stored_messages(self.retained, self.sessions.values()), load=self.load.values())
-        for topic, payload in values.items():
-            routing.publish(self, Message(topic, payload.encode(), 0, True), now)
-
-
-def _without_optional_properties(packet: Packet) -> Packet:
-    """The same acknowledgement without Reason String and User Properties."""
-    properties = getattr(packet, "properties", None)
-    if not properties or (properties.reason_string is None and not properties.user_properties):
-        return packet
-    stripped = properties.copy()
-    stripped.reason_string = None
-    stripped.user_properties = []
-    return dataclasses.replace(packet, properties=stripped)
+    # What runs when a timer event comes due, by its type, called as handler(ctx, event, now)
+    _on_timer: dict[type, Callable] = {
+        ConnectionDue: lifecycle.on_connection_due,
+        SessionExpiryDue: lifecycle.on_session_expiry_due,
+        WillDue: lifecycle.on_will_due,
+        CongestionDue: lambda ctx, event, now: ctx.back_pressure.hold_expired(event.client_id, now),
+        SysDue: sys_topics.on_sys_due,
+        SubscriptionDue: subscribe.on_subscription_due,
+    }

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 
 from ..protocol import Properties, Publish, Will
 
+# The properties of every 3.1/3.1.1 message: none. One object shared by all of them (each would cost an
+# allocation and some 200 bytes, retained ones for as long as they are kept); nothing changes a
+# message's properties in place: they are copied first (Delivery.to_publish, lifecycle's wills).
+NO_PROPERTIES = Properties()
+
 
 @dataclass(slots=True)
 class Message:
@@ -29,7 +34,7 @@ class Message:
                      with_properties: bool = True) -> Message:
         """The message a PUBLISH carries; `with_properties` False for 3.1/3.1.1, which have none."""
         if not with_properties:
-            return cls(topic, publish.payload, publish.qos, publish.retain, Properties(), None, sender)
+            return cls(topic, publish.payload, publish.qos, publish.retain, NO_PROPERTIES, None, sender)
         received = publish.properties
         # Forwarded unchanged: [MQTT-3.3.2-4] payload format, [MQTT-3.3.2-15] response topic,
         # [MQTT-3.3.2-16] correlation data, [MQTT-3.3.2-17/18] user properties in order,

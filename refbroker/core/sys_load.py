@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from .sys_topics import Counters
+from .counters import Counters
 
 WINDOWS = {"1min": 60.0, "5min": 300.0, "15min": 900.0}
 

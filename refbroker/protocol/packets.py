@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar
 
-from .errors import MalformedPacket, ProtocolError, UnsupportedProtocolVersion
+from .errors import MalformedPacket, MQTTError, ProtocolError, UnsupportedProtocolVersion, rule_for_version
 from .primitives import Reader, encode_binary, encode_utf8, encode_variable_byte_integer
 from .properties import Properties, decode_properties, encode_properties
 from .reason_codes import VALID_REASON_CODES, ConnectReturnCode
@@ -64,10 +64,11 @@ def _expect_end(reader: Reader, packet: str) -> None:
         raise MalformedPacket(f"{packet} has {reader.remaining} unexpected bytes at its end")
 
 
-def _check_packet_id(packet_id: int, packet: str) -> int:
+def _check_packet_id(packet_id: int, packet: str, version: int) -> int:
     if packet_id == 0:
         # [MQTT-2.3.1-1] (3.1.1), [MQTT-2.2.1-3] (5.0): packet identifiers are never 0
-        raise ProtocolError(f"{packet} carries packet identifier 0", rule="MQTT-2.2.1-3")
+        raise ProtocolError(f"{packet} carries packet identifier 0", kind="packet identifier 0",
+                            rule=rule_for_version(version, v311="MQTT-2.3.1-1", v5="MQTT-2.2.1-3"))
     return packet_id
 
 
@@ -173,6 +174,7 @@ class Connect(Packet):
             raise UnsupportedProtocolVersion(f"protocol {name!r} level {level} is not supported",
                                              protocol_name=name, protocol_level=level, rule="MQTT-3.1.2-2")
         version = level
+        reader.version = level  # what follows is read by the rules of this level
         connect_flags = reader.byte("the connect flags")
         if connect_flags & 0x01:
             raise MalformedPacket("the reserved CONNECT flag is set", rule="MQTT-3.1.2-3")
@@ -237,7 +239,9 @@ class Connack(Packet):
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Connack":
         acknowledge_flags = reader.byte("the connect acknowledge flags")
         if acknowledge_flags & 0xFE:
-            raise MalformedPacket("reserved CONNACK flag bits are set", rule="MQTT-3.2.2-1")
+            # [MQTT-3.2.2-1] (5.0); 3.1.1 states the same rule without a number (3.2.2.1)
+            raise MalformedPacket("reserved CONNACK flag bits are set (3.2.2.1)",
+                                  rule=rule_for_version(version, v311=None, v5="MQTT-3.2.2-1"))
         code = reader.byte("the connect reason code")
         if version == MQTT_5:
             _check_reason_code(code, "CONNACK")
@@ -286,13 +290,13 @@ class Publish(Packet):
         if dup and qos == 0:
             raise MalformedPacket("PUBLISH with QoS 0 has DUP set", rule="MQTT-3.3.1-2")
         topic = reader.utf8("the topic name")
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "PUBLISH") if qos else None
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "PUBLISH", version) if qos else None
         properties = decode_properties(reader, "PUBLISH") if version == MQTT_5 else Properties()
         if topic or version != MQTT_5:
             validate_topic_name(topic)  # no wildcards, at least one character [MQTT-4.7.3-1]
         elif properties.topic_alias is None:
             # 5.0 3.3.2.1: an empty topic is allowed only together with a Topic Alias
-            raise ProtocolError("PUBLISH has an empty topic name and no topic alias")
+            raise ProtocolError("PUBLISH has an empty topic name and no topic alias", kind="empty topic name")
         return cls(topic, reader.rest(), qos, bool(flags & 0x01), dup, packet_id, properties)
 
 
@@ -320,7 +324,7 @@ class _PublishAcknowledgement(Packet):
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int):
         name = _PACKET_NAMES[cls.packet_type]
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), name)
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), name, version)
         reason_code, properties = 0, Properties()
         if version == MQTT_5 and reader.remaining:
             reason_code = _check_reason_code(reader.byte("the reason code"), name)
@@ -390,7 +394,7 @@ class Subscribe(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Subscribe":
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "SUBSCRIBE")
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "SUBSCRIBE", version)
         properties = decode_properties(reader, "SUBSCRIBE") if version == MQTT_5 else Properties()
         subscriptions = []
         while reader.remaining:
@@ -401,10 +405,10 @@ class Subscribe(Packet):
                 if options & 0xC0:
                     raise MalformedPacket("reserved subscription option bits are set", rule="MQTT-3.8.3-5")
                 if qos == 3:
-                    raise ProtocolError("subscription asks for QoS 3 (3.8.3.1)")
+                    raise ProtocolError("subscription asks for QoS 3 (3.8.3.1)", kind="subscription QoS 3")
                 retain_handling = (options >> 4) & 0x03
                 if retain_handling == 3:
-                    raise ProtocolError("Retain Handling is 3 (3.8.3.1)")
+                    raise ProtocolError("Retain Handling is 3 (3.8.3.1)", kind="Retain Handling 3")
                 if options & 0x04 and is_shared_subscription(topic_filter):
                     raise ProtocolError("No Local is set on a shared subscription", rule="MQTT-3.8.3-4")
                 subscriptions.append(Subscription(topic_filter, qos, bool(options & 0x04), bool(options & 0x08),
@@ -418,7 +422,7 @@ class Subscribe(Packet):
         if not subscriptions:
             # [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (5.0): at least one topic filter
             raise ProtocolError("SUBSCRIBE without any topic filter",
-                                rule="MQTT-3.8.3-2" if version == MQTT_5 else "MQTT-3.8.3-3")
+                                rule="MQTT-3.8.3-2" if version == MQTT_5 else "MQTT-3.8.3-3", kind="no topic filter")
         return cls(packet_id, subscriptions, properties)
 
 
@@ -438,7 +442,7 @@ class Suback(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Suback":
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "SUBACK")
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "SUBACK", version)
         properties = decode_properties(reader, "SUBACK") if version == MQTT_5 else Properties()
         codes = list(reader.rest())
         if not codes:
@@ -472,13 +476,13 @@ class Unsubscribe(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Unsubscribe":
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "UNSUBSCRIBE")
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "UNSUBSCRIBE", version)
         properties = decode_properties(reader, "UNSUBSCRIBE") if version == MQTT_5 else Properties()
         topic_filters = []
         while reader.remaining:
             topic_filters.append(reader.utf8("a topic filter"))
         if not topic_filters:
-            raise ProtocolError("UNSUBSCRIBE without any topic filter", rule="MQTT-3.10.3-2")
+            raise ProtocolError("UNSUBSCRIBE without any topic filter", rule="MQTT-3.10.3-2", kind="no topic filter")
         return cls(packet_id, topic_filters, properties)
 
 
@@ -498,7 +502,7 @@ class Unsuback(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Unsuback":
-        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "UNSUBACK")
+        packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), "UNSUBACK", version)
         if version != MQTT_5:
             _expect_end(reader, "UNSUBACK")
             return cls(packet_id)
@@ -527,7 +531,9 @@ class Pingresp(Packet):
 
 @dataclass(slots=True)
 class _ReasonOnly(Packet):
-    """DISCONNECT and AUTH: an optional reason code and properties, both left out when empty (5.0)."""
+    """DISCONNECT and AUTH: an optional reason code and properties, left out when empty (5.0): no
+    properties, no Property Length (3.14.2.2.1, 3.15.2.2.1), as for the acknowledgements and as
+    mosquitto sends them (e0 01 81)."""
 
     reason_code: int = 0
     properties: Properties = field(default_factory=Properties)
@@ -535,6 +541,8 @@ class _ReasonOnly(Packet):
     def encode_body(self, version: int) -> bytes:
         if version != MQTT_5 or (self.reason_code == 0 and not self.properties):
             return b""
+        if not self.properties:
+            return bytes((self.reason_code,))
         return bytes((self.reason_code,)) + encode_properties(self.properties)
 
     @classmethod
@@ -563,13 +571,23 @@ class Auth(_ReasonOnly):
         packet = super(Auth, cls).decode_body(flags, reader, version)
         if packet.properties.authentication_method is None:
             # 5.0 3.15.2.2.2: "It is a Protocol Error to omit the Authentication Method"
-            raise ProtocolError("AUTH without an Authentication Method")
+            raise ProtocolError("AUTH without an Authentication Method", kind="AUTH without Authentication Method")
         return packet
 
 
 PACKET_CLASSES: dict[int, type[Packet]] = {cls.packet_type: cls for cls in (
     Connect, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp, Subscribe, Suback, Unsubscribe, Unsuback,
     Pingreq, Pingresp, Disconnect, Auth)}
+
+
+def _connect_level(body: bytes | memoryview) -> int | None:
+    """The protocol level a CONNECT body names, if its protocol name and level agree; else None."""
+    try:
+        reader = Reader(body)
+        name, level = reader.utf8("the protocol name"), reader.byte("the protocol level")
+    except MQTTError:
+        return None
+    return level if PROTOCOL_NAMES.get(level) == name else None
 
 
 def decode_packet(first_byte: int, body: bytes | memoryview, version: int | None) -> Packet:
@@ -579,12 +597,22 @@ def decode_packet(first_byte: int, body: bytes | memoryview, version: int | None
     """
     packet_type, flags = first_byte >> 4, first_byte & 0x0F
     if packet_type == 0 or (packet_type == PacketType.AUTH and version != MQTT_5):
-        raise MalformedPacket(f"reserved packet type {packet_type}")
+        raise MalformedPacket(f"reserved packet type {packet_type}", kind="reserved packet type")
     cls = PACKET_CLASSES[packet_type]
     if cls is not Publish and flags != cls.fixed_flags:
-        # [MQTT-2.2.2-1] and [MQTT-2.2.2-2] (3.1.1); [MQTT-2.1.3-1] (5.0)
-        raise MalformedPacket(f"{cls.packet_type.name} has invalid fixed header flags 0x{flags:X}",
-                              rule="MQTT-2.1.3-1")
+        # [MQTT-2.2.2-1] and [MQTT-2.2.2-2] (3.1.1); [MQTT-2.1.3-1] (5.0). Before CONNECT the level is the
+        # one this CONNECT names.
+        level = version if version is not None or cls is not Connect else _connect_level(body)
+        error = MalformedPacket(f"{cls.packet_type.name} has invalid fixed header flags 0x{flags:X}",
+                                rule=rule_for_version(level, v311="MQTT-2.2.2-2", v5="MQTT-2.1.3-1"),
+                                kind="invalid flags")
+        error.packet = _PACKET_NAMES[packet_type]
+        raise error
     if version is None and cls is not Connect:
         raise ProtocolError(f"{cls.packet_type.name} before CONNECT", rule="MQTT-3.1.0-1")
-    return cls.decode_body(flags, Reader(body), version)
+    try:
+        return cls.decode_body(flags, Reader(body, version=version), version)
+    except MQTTError as error:
+        if error.packet is None:
+            error.packet = _PACKET_NAMES[packet_type]
+        raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import MalformedPacket
+from .errors import MalformedPacket, rule_for_version
 
 MAX_VARIABLE_BYTE_INTEGER = 268_435_455  # 0xFF 0xFF 0xFF 0x7F, four bytes (1.5.5)
 MAX_TWO_BYTE = 0xFFFF
@@ -30,12 +30,14 @@ def encode_variable_byte_integer(value: int) -> bytes:
             return bytes(out)
 
 
-def decode_variable_byte_integer(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int] | None:
+def decode_variable_byte_integer(data: bytes | bytearray | memoryview, offset: int = 0, *,
+                                 version: int | None = 5) -> tuple[int, int] | None:
     """Decode a Variable Byte Integer at `offset`.
 
     Returns (value, bytes used), or None when `data` ends before the integer does (the caller
     waits for more bytes). A fifth byte is malformed (1.5.5). A non-minimal encoding such as
-    0x80 0x00 breaks [MQTT-1.5.5-1]; we reject it as malformed too.
+    0x80 0x00 breaks [MQTT-1.5.5-1] (5.0); we reject it as malformed in every version, though 3.1.1
+    (2.2.3, the Remaining Length) states no such rule, so an error for `version` 3 or 4 cites none.
     """
     value = 0
     for index in range(4):
@@ -46,9 +48,9 @@ def decode_variable_byte_integer(data: bytes | bytearray | memoryview, offset: i
         if not byte & 0x80:
             if index > 0 and byte == 0:
                 raise MalformedPacket("Variable Byte Integer not encoded in the minimum number of bytes",
-                                      rule="MQTT-1.5.5-1")
+                                      rule=rule_for_version(version, v311=None, v5="MQTT-1.5.5-1"))
             return value, index + 1
-    raise MalformedPacket("Variable Byte Integer longer than four bytes")
+    raise MalformedPacket("Variable Byte Integer longer than four bytes", kind="long Variable Byte Integer")
 
 
 def encode_utf8(text: str) -> bytes:
@@ -64,25 +66,31 @@ def encode_binary(data: bytes) -> bytes:
     return struct.pack("!H", len(data)) + data
 
 
-def check_utf8_text(text: str) -> None:
+def check_utf8_text(text: str, version: int | None = 5) -> None:
     """The character rules shared by 3.1.1 [MQTT-1.5.3-1/2] and 5.0 [MQTT-1.5.4-1/2].
 
     Python's strict UTF-8 decoder already refuses surrogate code points (U+D800..U+DFFF) and
     overlong forms; this adds the null character. U+FEFF is kept, never stripped [MQTT-1.5.3-3].
     """
     if "\x00" in text:
-        raise MalformedPacket("UTF-8 string contains U+0000", rule="MQTT-1.5.4-2")
+        raise MalformedPacket("UTF-8 string contains U+0000", kind="U+0000",
+                              rule=rule_for_version(version, v311="MQTT-1.5.3-2", v5="MQTT-1.5.4-2"))
 
 
 class Reader:
-    """Sequential reader over one packet body (everything after the fixed header)."""
+    """Sequential reader over one packet body (everything after the fixed header).
 
-    __slots__ = ("data", "pos", "end")
+    `version` is the protocol level the body is read by (None while a CONNECT's level is unread):
+    the statement ids its errors cite follow it."""
 
-    def __init__(self, data: bytes | memoryview, start: int = 0, end: int | None = None):
+    __slots__ = ("data", "pos", "end", "version")
+
+    def __init__(self, data: bytes | memoryview, start: int = 0, end: int | None = None, *,
+                 version: int | None = None):
         self.data = data
         self.pos = start
         self.end = len(data) if end is None else end
+        self.version = version
 
     @property
     def remaining(self) -> int:
@@ -111,7 +119,8 @@ class Reader:
         return value
 
     def variable_byte_int(self, what: str = "a variable byte integer") -> int:
-        decoded = decode_variable_byte_integer(self.data[self.pos:self.end])
+        # At most four bytes are looked at: no copy of the rest of a (perhaps huge) packet
+        decoded = decode_variable_byte_integer(self.data[self.pos:min(self.end, self.pos + 4)], version=self.version)
         if decoded is None:
             raise MalformedPacket(f"packet ends inside {what}")
         value, used = decoded
@@ -130,10 +139,13 @@ class Reader:
     def utf8(self, what: str = "a UTF-8 string") -> str:
         raw = self.binary(what)
         try:
-            text = raw.decode("utf-8")  # strict: refuses surrogates and overlong forms [MQTT-1.5.4-1]
+            # strict: refuses surrogates and overlong forms [MQTT-1.5.3-1] (3.1.1), [MQTT-1.5.4-1] (5.0)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise MalformedPacket(f"{what} is not well-formed UTF-8 ({exc.reason})", rule="MQTT-1.5.4-1") from None
-        check_utf8_text(text)
+            raise MalformedPacket(f"{what} is not well-formed UTF-8 ({exc.reason})", kind="ill-formed UTF-8",
+                                  rule=rule_for_version(self.version, v311="MQTT-1.5.3-1", v5="MQTT-1.5.4-1")
+                                  ) from None
+        check_utf8_text(text, self.version)
         return text
 
     def rest(self) -> bytes:

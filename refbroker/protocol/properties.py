@@ -11,13 +11,13 @@ MQTT 3.1 and 3.1.1 have no properties: packets of those versions always carry em
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Iterator
 
-from .errors import MalformedPacket, ProtocolError
-from .reason_codes import ReasonCode
+from .errors import MalformedPacket, MQTTError, ProtocolError
 from .primitives import (
     MAX_VARIABLE_BYTE_INTEGER,
     Reader,
@@ -25,6 +25,7 @@ from .primitives import (
     encode_utf8,
     encode_variable_byte_integer,
 )
+from .reason_codes import ReasonCode
 
 
 class PropertyType(Enum):
@@ -124,7 +125,13 @@ _FORBIDDEN_VALUE_REASON: dict[str, tuple[ReasonCode, str]] = {
 
 @dataclass(slots=True)
 class Properties:
-    """The properties of one packet; a field left at None (or empty list) is absent."""
+    """The properties of one packet; a field left at None (or empty list) is absent.
+
+    `wire_order` is the order of the property identifiers on the wire: decoding records it, encoding
+    writes the identifiers it lists first, in that order, and the others after them in the table's
+    order (the specification leaves the order to the sender; a broker that imitates another one
+    byte for byte chooses it). It is not a property: equality and truth ignore it.
+    """
 
     payload_format_indicator: int | None = None
     message_expiry_interval: int | None = None
@@ -153,6 +160,7 @@ class Properties:
     wildcard_subscription_available: int | None = None
     subscription_identifier_available: int | None = None
     shared_subscription_available: int | None = None
+    wire_order: tuple[int, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:
         return "Properties(" + ", ".join(f"{name}={value!r}" for name, value in self.items()) + ")"
@@ -173,12 +181,21 @@ class Properties:
         clone = Properties(*_all_values(self))  # the fields in their order, as __init__ takes them
         clone.subscription_identifiers = list(self.subscription_identifiers)
         clone.user_properties = list(self.user_properties)
+        clone.wire_order = self.wire_order
         return clone
 
 
-# All field values of a Properties as one tuple, in field order; and those of an empty one.
-_all_values = operator.attrgetter(*(f.name for f in fields(Properties)))
+# All property values of a Properties as one tuple, in field order (as __init__ takes them, wire_order
+# excepted); and those of an empty one.
+_all_values = operator.attrgetter(*(f.name for f in fields(Properties) if f.name != "wire_order"))
 _EMPTY_VALUES = _all_values(Properties())
+
+
+@functools.lru_cache(maxsize=256)
+def _definitions_in(order: tuple[int, ...]) -> tuple[PropertyDefinition, ...]:
+    """The table's definitions, those of `order` first and in that order."""
+    first = [PROPERTIES_BY_ID[identifier] for identifier in dict.fromkeys(order) if identifier in PROPERTIES_BY_ID]
+    return tuple(first) + tuple(definition for definition in PROPERTY_TABLE if definition not in first)
 
 
 def _encode_value(type_: PropertyType, value: Any) -> bytes:
@@ -207,7 +224,7 @@ def encode_properties(properties: Properties | None) -> bytes:
     if properties is None or not properties:
         return b"\x00"  # no properties, the usual case: a Property Length of zero
     body = bytearray()
-    for definition in PROPERTY_TABLE:
+    for definition in _definitions_in(properties.wire_order) if properties.wire_order else PROPERTY_TABLE:
         value = getattr(properties, definition.attribute)
         if value is None or value == []:
             continue
@@ -247,7 +264,7 @@ def decode_properties(reader: Reader, packet: str) -> Properties:
         return properties
     end = reader.pos + length
     outer_end, reader.end = reader.end, end  # properties must not read past their own length
-    seen: set[int] = set()
+    seen: dict[int, None] = {}  # the identifiers in their order on the wire
     try:
         while reader.pos < end:
             identifier = reader.variable_byte_int("a property identifier")
@@ -255,26 +272,34 @@ def decode_properties(reader: Reader, packet: str) -> Properties:
             if definition is None:
                 raise MalformedPacket(f"unknown property identifier 0x{identifier:02X} in {packet}")
             if packet not in definition.packets:
-                raise MalformedPacket(f"property {definition.name} is not allowed in {packet}")  # 2.2.2.2
+                raise MalformedPacket(f"property {definition.name} is not allowed in {packet}",  # 2.2.2.2
+                                      kind="property not allowed")
             repeats_here = definition.repeatable and not (identifier == 0x0B and packet == SUBSCRIBE)
             if identifier in seen and not repeats_here:
-                raise ProtocolError(f"property {definition.name} included more than once in {packet}")
-            seen.add(identifier)
-            value = _decode_value(reader, definition)
+                raise ProtocolError(f"property {definition.name} included more than once in {packet}",
+                                    kind="duplicate property")
+            seen[identifier] = None
+            try:
+                value = _decode_value(reader, definition)
+            except MQTTError as error:
+                error.kind = f"{error.kind} in a property"  # e.g. "ill-formed UTF-8 in a property"
+                raise
             attribute = definition.attribute
             allowed = _ALLOWED_VALUES.get(attribute)
             if allowed is not None and value not in allowed[0]:
                 reason_code, rule = _FORBIDDEN_VALUE_REASON.get(attribute, (None, None))
                 raise ProtocolError(f"{definition.name} has the forbidden value {value} (section {allowed[1]})",
-                                    rule=rule, reason_code=reason_code)
+                                    rule=rule, reason_code=reason_code, kind=f"{definition.name} {value}")
             if attribute == "response_topic" and ("+" in value or "#" in value):
                 # A Response Topic is a Topic Name, so it carries no wildcards [MQTT-3.3.2-14]; a server
                 # could only forward it unaltered [MQTT-3.3.2-15], so it refuses the packet instead.
-                raise ProtocolError(f"Response Topic {value!r} contains a wildcard", rule="MQTT-3.3.2-14")
+                raise ProtocolError(f"Response Topic {value!r} contains a wildcard", rule="MQTT-3.3.2-14",
+                                    kind="wildcard in Response Topic")
             if definition.repeatable:
                 getattr(properties, attribute).append(value)
             else:
                 setattr(properties, attribute, value)
     finally:
         reader.end = outer_end
+    properties.wire_order = tuple(seen)
     return properties

@@ -55,9 +55,10 @@ class ReasonCode(IntEnum):
     SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED = 0xA1
     WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED = 0xA2
 
-    @property
-    def is_failure(self) -> bool:
-        return self >= 0x80
+
+def is_failure(code: int) -> bool:
+    """Reason codes of 0x80 and above say the operation failed (5.0 2.4)."""
+    return code >= 0x80
 
 
 NORMAL_DISCONNECTION = ReasonCode.SUCCESS

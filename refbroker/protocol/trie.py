@@ -68,37 +68,45 @@ class SubscriptionTrie(Generic[Key, Value]):
         return True
 
     def match(self, topic_name: str) -> list[tuple[str, Key, Value]]:
-        """(topic filter, key, value) for every subscription whose filter matches `topic_name`."""
+        """(topic filter, key, value) for every subscription whose filter matches `topic_name`.
+
+        The walk keeps its own stack instead of recursing: a topic name may have as many levels as a
+        client likes (a 65,535-byte name of slashes has 65,536), and Python's recursion would give out
+        at about a thousand. The filter a match was found under is rebuilt only for the matches.
+        """
         levels = topic_name.split(LEVEL_SEPARATOR)
+        count = len(levels)
         # Filters starting with a wildcard never match names starting with '$' [MQTT-4.7.2-1].
         skip_wildcards_at_root = topic_name.startswith("$")
-        # Performance: the walk appends to one list; a chain of nested generators (one per level)
-        # cost more than the matching itself, as every match was passed up through each of them.
         found: list[tuple[str, Key, Value]] = []
-        self._match(self._root, levels, 0, [], skip_wildcards_at_root, found)
+        # (node, levels of the name it has consumed, the filter levels that led to it as a linked list)
+        stack: list[tuple[_Node[Key, Value], int, tuple | None]] = [(self._root, 0, None)]
+        while stack:
+            node, depth, path = stack.pop()
+            wildcards = depth > 0 or not skip_wildcards_at_root
+            if wildcards:
+                everything = node.children.get(MULTI_LEVEL_WILDCARD)
+                if everything is not None and everything.subscribers:
+                    # '#' matches this level and all below, the parent included
+                    topic_filter = _joined((MULTI_LEVEL_WILDCARD, path))
+                    for key, value in everything.subscribers.items():
+                        found.append((topic_filter, key, value))
+            if depth == count:
+                if node.subscribers:
+                    topic_filter = _joined(path)
+                    for key, value in node.subscribers.items():
+                        found.append((topic_filter, key, value))
+                continue
+            level = levels[depth]
+            # Pushed in reverse: the exact level is walked before '+', as a recursive walk would
+            if wildcards and level != SINGLE_LEVEL_WILDCARD:
+                one_level = node.children.get(SINGLE_LEVEL_WILDCARD)
+                if one_level is not None:
+                    stack.append((one_level, depth + 1, (SINGLE_LEVEL_WILDCARD, path)))
+            exact = node.children.get(level)
+            if exact is not None:
+                stack.append((exact, depth + 1, (level, path)))
         return found
-
-    def _match(self, node: _Node[Key, Value], levels: list[str], depth: int, path: list[str],
-               skip_wildcards: bool, found: list[tuple[str, Key, Value]]) -> None:
-        if not skip_wildcards:
-            everything = node.children.get(MULTI_LEVEL_WILDCARD)
-            if everything is not None:  # '#' matches this level and all below, the parent included
-                topic_filter = LEVEL_SEPARATOR.join(path + [MULTI_LEVEL_WILDCARD])
-                for key, value in everything.subscribers.items():
-                    found.append((topic_filter, key, value))
-        if depth == len(levels):
-            topic_filter = LEVEL_SEPARATOR.join(path)
-            for key, value in node.subscribers.items():
-                found.append((topic_filter, key, value))
-            return
-        level = levels[depth]
-        exact = node.children.get(level)
-        if exact is not None:
-            self._match(exact, levels, depth + 1, path + [level], False, found)
-        if not skip_wildcards and level != SINGLE_LEVEL_WILDCARD:
-            one_level = node.children.get(SINGLE_LEVEL_WILDCARD)
-            if one_level is not None:
-                self._match(one_level, levels, depth + 1, path + [SINGLE_LEVEL_WILDCARD], False, found)
 
     def items(self) -> Iterator[tuple[str, Key, Value]]:
         """Every (topic filter, key, value) stored."""
@@ -115,3 +123,13 @@ class SubscriptionTrie(Generic[Key, Value]):
         for level in topic_filter.split(LEVEL_SEPARATOR):
             node = node.children.get(level) if node else None
         return node
+
+
+def _joined(path: tuple | None) -> str:
+    """"a/b/c" from the linked list ("c", ("b", ("a", None)))."""
+    levels = []
+    while path is not None:
+        level, path = path
+        levels.append(level)
+    levels.reverse()
+    return LEVEL_SEPARATOR.join(levels)

@@ -30,13 +30,15 @@ class WebSocketLink:
     """Sits between an asyncio transport (TCP or TLS) and the broker's byte stream.
 
     `feed(data)` takes bytes from the network and returns the MQTT bytes they carried (b"" if none);
-    `write(data)` frames MQTT bytes; `close()` ends the WebSocket and the transport. Once the
+    `write(data)` frames MQTT bytes; `close()` ends the WebSocket and the transport, `send_close()`
+    only the WebSocket (the caller closes the transport when it sees fit). Once the
     WebSocket is over (closed by either side, refused, or broken) the transport is closed, and
     asyncio reports connection_lost as for any other connection.
     """
 
-    def __init__(self, transport: asyncio.Transport, max_size: int | None):
+    def __init__(self, transport: asyncio.Transport, max_size: int | None, log=None):
         self.transport = transport
+        self.log = log or (lambda message: None)  # lines of the `websockets` log type
         self.protocol = ServerProtocol(subprotocols=[SUBPROTOCOL], select_subprotocol=_select_mqtt,
                                        max_size=max_size)
         self.open = False  # handshake done: MQTT may flow
@@ -66,6 +68,10 @@ class WebSocketLink:
             response = protocol.reject(400, "the 'mqtt' WebSocket subprotocol is required\n")
         protocol.send_response(response)
         self.open = response.status_code == 101
+        if self.open:
+            self.log(f"WebSocket connection upgraded (path {request.path}, subprotocol {SUBPROTOCOL}).")
+        else:
+            self.log(f"WebSocket handshake refused with HTTP {response.status_code} (path {request.path}).")
 
     def write(self, data: bytes) -> None:
         if not self.open:
@@ -78,6 +84,21 @@ class WebSocketLink:
 
     def close(self) -> None:
         self._end(1000, "")
+
+    def send_close(self) -> bool:
+        """Start the closing handshake (Close frame, 1000) and leave the TCP connection to the caller;
+        True if a frame was sent."""
+        if not self.open:
+            return False
+        self.open = False
+        try:
+            self.protocol.send_close(1000, "")
+        except InvalidState:
+            return False
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+        return True
 
     def abort(self) -> None:
         self.transport.abort()

@@ -212,3 +212,15 @@ def test_denied_publish_is_logged_like_mosquitto():
     client, _ = h.connect("c1", 4, username="alice", password=b"secret")
     client.send(Publish("other", b"hello", qos=1, packet_id=3))
     assert ("notice", "Denied PUBLISH from c1 (d0, q1, r0, m3, 'other', ... (5 bytes))") in h.logs
+
+
+def test_denied_subscribe_of_an_mqtt_3_1_client_is_granted_and_delivers_nothing():
+    """MQTT 3.1 has no SUBACK failure code: a denied filter is granted, but nothing reaches the client."""
+    h = acl_harness()
+    client, _ = h.connect("c", 3, username="alice", password=b"secret")
+    suback = client.subscribe("alice/#", ("drop/#", 1))[0]  # alice may write drop/# but not read it
+    assert suback.reason_codes == [2, 1]
+    writer, _ = h.connect("w", 5, username="alice", password=b"secret")
+    writer.send(Publish("drop/x", b"hidden"))
+    writer.send(Publish("alice/x", b"shown"))
+    assert [p.payload for p in client.take() if isinstance(p, Publish)] == [b"shown"]

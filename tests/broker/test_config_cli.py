@@ -53,7 +53,7 @@ include_dir {included}
     assert settings.allow_zero_length_clientid is False and settings.auto_id_prefix == "x-"
     assert settings.log_types == {"error", "debug"}
     assert settings.max_qos == 1 and settings.retain_available is False  # b.conf read after a.conf
-    assert any("log_dest" in line for line in settings.ignored)
+    assert settings.log_dest == [("stderr", None)] and settings.per_listener_settings is False
 
 
 @pytest.mark.parametrize("line, message", [

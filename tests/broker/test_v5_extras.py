@@ -66,7 +66,7 @@ def test_aliases_do_not_outlive_the_connection():
 def test_a_publish_too_large_for_the_client_does_not_set_an_alias():
     h = Harness(assign_topic_aliases=True)
     client = subscriber(h, alias_maximum=5)
-    h.broker.connections[client.id].maximum_packet_size = 30
+    h.broker.connections.get(client.id).maximum_packet_size = 30
     publisher, _ = h.connect("pub", 5)
     publisher.send(Publish("topic", b"x" * 40))  # dropped [MQTT-3.1.2-25]
     publisher.send(Publish("topic", b"small"))

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance import hypothesis_profiles as profiles
 from conformance.strategies import topic_filters, topic_names
-from conformance.tests import hypothesis_support as support
 from conformance.tests.hypothesis_support import Matching, check_copies, is_deviation_104, topic_matches
 from refbroker.protocol import Properties, Publish
 from refbroker.protocol import topic_matches as codec_topic_matches
@@ -19,34 +19,47 @@ from refbroker.protocol import topic_matches as codec_topic_matches
 @pytest.mark.parametrize("env,expected", [
     ({}, "ci"),
     ({"HYPOTHESIS_PROFILE": "thorough"}, "thorough"),
+    ({"HYPOTHESIS_PROFILE": "ci"}, "ci"),
     ({"HYPOTHESIS_PROFILE": "dev"}, "ci"),  # a project's own profile name is not ours
-    ({"MQTT_CONFORMANCE_PROFILE": "thorough", "HYPOTHESIS_PROFILE": "ci"}, "thorough"),
-    ({"MQTT_CONFORMANCE_PROFILE": "ci", "HYPOTHESIS_PROFILE": "thorough"}, "ci"),
 ])
 def test_profile_selection(monkeypatch, env, expected):
-    monkeypatch.delenv("MQTT_CONFORMANCE_PROFILE", raising=False)
+    """One scheme: HYPOTHESIS_PROFILE chooses the suite's profile."""
     monkeypatch.delenv("HYPOTHESIS_PROFILE", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert support.profile_name() == expected
-
-
-def test_unknown_profile_is_an_error(monkeypatch):
-    monkeypatch.setenv("MQTT_CONFORMANCE_PROFILE", "fast")
-    with pytest.raises(ValueError, match="MQTT_CONFORMANCE_PROFILE"):
-        support.profile_name()
+    assert profiles.profile_name() == expected
 
 
 def test_profiles_suit_network_tests(monkeypatch):
-    monkeypatch.delenv("HYPOTHESIS_PROFILE", raising=False)
-    for name in support.PROFILES:
-        monkeypatch.setenv("MQTT_CONFORMANCE_PROFILE", name)
-        chosen = support.suite_settings(max_examples=4)
+    for name in profiles.PROFILES:
+        monkeypatch.setenv("HYPOTHESIS_PROFILE", name)
+        chosen = profiles.suite_settings(max_examples=4)
         assert chosen.deadline is None and chosen.database is None
         assert chosen.max_examples == (4 if name == "ci" else 100)
     ci = settings.get_profile("mqtt-conformance-ci")
     thorough = settings.get_profile("mqtt-conformance-thorough")
     assert ci.max_examples < thorough.max_examples
+
+
+def test_ci_profile_is_deterministic(monkeypatch):
+    """Identical ci runs draw identical examples (derandomize); thorough runs are random, seeded by the plugin."""
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "ci")
+    assert profiles.is_derandomized()
+    def run_once() -> list[str]:
+        seen: list[str] = []
+
+        @profiles.suite_settings(max_examples=5)
+        @given(st.text(min_size=1))
+        def draw(text):
+            seen.append(text)
+
+        draw()
+        return seen
+
+    drawn = [run_once(), run_once()]
+    assert drawn[0] == drawn[1]
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "thorough")
+    assert not profiles.is_derandomized()
 
 
 # ------------------------------------------------------------------------------------- topic matcher

@@ -11,11 +11,9 @@ missing install step).
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import uuid
-import warnings
 
 import pytest
 
@@ -34,9 +32,10 @@ from refbroker.protocol import (
     Subscription,
 )
 
+from ..docker_support import engine_or_skip
+
 pytestmark = pytest.mark.docker
 
-SKIP_MESSAGE = "Docker engine not available: apt-get install docker.io (run as root so the tests can start dockerd)"
 VERSIONS = {"3.1.1": MQTT_3_1_1, "5.0": MQTT_5}
 
 
@@ -86,18 +85,7 @@ class RawClient:
 
 @pytest.fixture(scope="session")
 def docker_engine():
-    from interop.docker_engine import DockerUnavailable, ensure_engine
-
-    try:
-        engine = ensure_engine()
-    except DockerUnavailable as exc:
-        if os.environ.get("MQTT_TOOLKIT_REQUIRE_DOCKER"):
-            pytest.fail(f"MQTT_TOOLKIT_REQUIRE_DOCKER is set but: {exc}", pytrace=False)
-        if exc.reason == "sdk-missing":
-            pytest.skip(str(exc))
-        if exc.reason == "start-failed":  # installed but broken: say why, beside the standard skip
-            warnings.warn(f"dockerd could not be started: {exc}", stacklevel=1)
-        pytest.skip(SKIP_MESSAGE)
+    engine = engine_or_skip()
     yield engine
     engine.stop()
 

@@ -1,9 +1,10 @@
 """Topic names, topic filters, shared subscriptions, matching and the subscription trie (section 4.7, 4.8).
 
 Tables check validation and shared-subscription parsing against hand-picked examples (many from
-the specification's own text). Property tests compare three matchers: `topic_matches`, the
-`SubscriptionTrie`, and `reference_matches` below, a tiny independent matcher that translates a
-filter into a regular expression. The trie must give exactly the filters `topic_matches` accepts.
+the specification's own text). Property tests compare the matchers: `topic_matches` (and
+`topic_matcher`, the same for one filter and many names), the `SubscriptionTrie`, and
+`reference_matches` below, a tiny independent matcher that translates a filter into a regular
+expression. The trie must give exactly the filters `topic_matches` accepts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from refbroker.protocol import (
     validate_topic_filter,
     validate_topic_name,
 )
+from refbroker.protocol.topics import topic_matcher
 
 # ------------------------------------------------------------------------------ an independent matcher
 
@@ -140,8 +142,8 @@ def test_valid_topic_filters(topic_filter: str, allow_shared: bool) -> None:
 @pytest.mark.parametrize("allow_shared", [False, True], ids=["v311", "v5"])
 def test_invalid_topic_filters(topic_filter: str, rule: str, allow_shared: bool) -> None:
     with pytest.raises(InvalidTopicFilter) as caught:
-        validate_topic_filter(topic_filter, allow_shared=allow_shared)
-    assert caught.value.rule == rule
+        validate_topic_filter(topic_filter, allow_shared=allow_shared, version=4)
+    assert caught.value.rule == rule  # the 3.1.1 ids
     assert caught.value.reason_code == 0x8F  # Topic Filter invalid
     assert not is_valid_topic_filter(topic_filter, allow_shared=allow_shared)
 
@@ -153,11 +155,31 @@ def test_shared_subscription_parsing(topic_filter: str, share_name: str, inner: 
     validate_topic_filter(topic_filter, allow_shared=True)
 
 
+#: the wildcard rules as MQTT 5.0 numbers them (3.1.1's 4.7.1-2 and 4.7.1-3 are 5.0's 4.7.1-1 and 4.7.1-2)
+V5_WILDCARD_IDS = {"MQTT-4.7.1-2": "MQTT-4.7.1-1", "MQTT-4.7.1-3": "MQTT-4.7.1-2"}
+
+
+@pytest.mark.parametrize("topic_filter,rule", INVALID_FILTERS, ids=[_id(f) for f, _ in INVALID_FILTERS])
+def test_invalid_topic_filters_cite_the_5_0_ids_for_a_5_0_client(topic_filter: str, rule: str) -> None:
+    with pytest.raises(InvalidTopicFilter) as caught:
+        validate_topic_filter(topic_filter, version=5)
+    assert caught.value.rule == V5_WILDCARD_IDS.get(rule, rule)
+
+
 @pytest.mark.parametrize("topic_filter,rule", SHARED_INVALID, ids=[f for f, _ in SHARED_INVALID])
 def test_invalid_shared_subscriptions(topic_filter: str, rule: str) -> None:
     with pytest.raises(InvalidTopicFilter) as caught:
-        validate_topic_filter(topic_filter, allow_shared=True)
-    assert caught.value.rule == rule
+        validate_topic_filter(topic_filter, allow_shared=True, version=5)
+    assert caught.value.rule == V5_WILDCARD_IDS.get(rule, rule)
+
+
+@pytest.mark.parametrize("topic_filter,rule", SHARED_INVALID, ids=[f for f, _ in SHARED_INVALID])
+def test_a_3_1_1_client_s_shared_subscription_errors_cite_no_5_0_statement(topic_filter: str, rule: str) -> None:
+    """3.1.1 has no shared subscriptions (mosquitto accepts them from 3.1.1 clients, so refbroker does):
+    a broken one cites no statement, the broken inner filter its 3.1.1 wildcard rule."""
+    with pytest.raises(InvalidTopicFilter) as caught:
+        validate_topic_filter(topic_filter, allow_shared=True, version=4)
+    assert caught.value.rule == (rule if rule.startswith("MQTT-4.7.") else None)
 
 
 @pytest.mark.parametrize("topic_filter", ["$share/g", "$share//a", "$share/g/"], ids=repr)
@@ -215,6 +237,7 @@ MATCHES = [
 @pytest.mark.parametrize("topic_filter,name,expected", MATCHES, ids=[f"{f!r}~{n!r}" for f, n, _ in MATCHES])
 def test_matching_examples(topic_filter: str, name: str, expected: bool) -> None:
     assert topic_matches(topic_filter, name) is expected
+    assert topic_matcher(topic_filter)(name) is expected
     assert reference_matches(topic_filter, name) is expected
     trie: SubscriptionTrie[str, int] = SubscriptionTrie()
     trie.add(topic_filter, "client", 1)
@@ -253,11 +276,13 @@ def test_generated_invalid_filters_are_invalid_in_v5(topic_filter: str) -> None:
 @given(SMALL_FILTERS, SMALL_NAMES)
 def test_topic_matches_agrees_with_the_reference(topic_filter: str, name: str) -> None:
     assert topic_matches(topic_filter, name) == reference_matches(topic_filter, name)
+    assert topic_matcher(topic_filter)(name) == reference_matches(topic_filter, name)
 
 
 @given(mqtt_st.topic_filters(), mqtt_st.topic_names())
 def test_topic_matches_agrees_with_the_reference_on_any_text(topic_filter: str, name: str) -> None:
     assert topic_matches(topic_filter, name) == reference_matches(topic_filter, name)
+    assert topic_matcher(topic_filter)(name) == reference_matches(topic_filter, name)
 
 
 @given(SMALL_NAMES)

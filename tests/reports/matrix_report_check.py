@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from reports.results import load_runs
+
 from tests.reports.test_report_browser import (  # noqa: F401 - `browser` is a fixture used below
     ALL_ROWS,
     REPO,
     _expected_cells,
-    _label,
     _visible,
     browser,
 )
@@ -38,9 +39,19 @@ def _paths() -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def documents() -> list[dict]:
     results, _ = _paths()
-    found = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(results.glob("*.json"))]
+    paths = sorted(results.glob("*.json"))
+    found = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     assert len(found) >= 2, f"the matrix needs at least two results files in {results}, found {len(found)}"
+    # The report labels its columns itself (reports.results.assign_labels), telling runs with the same version
+    # string apart, the interop results' runs included (tox -e report-matrix reads results/interop/ too)
+    runs = load_runs([*paths, *sorted((results / "interop").glob("*.json"))])
+    for document, run in zip(found, runs):
+        document["label"] = run.label
     return found
+
+
+def _label(document: dict) -> str:
+    return document["label"]
 
 
 @pytest.fixture

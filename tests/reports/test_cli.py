@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from reports.__main__ import EXIT_BAD_INPUT, EXIT_OK, EXIT_STRICT, main
+from reports.__main__ import main
+from reports.build_command import EXIT_BAD_INPUT, EXIT_OK, EXIT_STRICT
 
 from .helpers import record, results, write
 

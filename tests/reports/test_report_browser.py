@@ -20,14 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import normalise_id
+from conformance.catalogue import load_catalogue, normalise_id
 from conformance.deviations import DEVIATIONS
 from conformance.targets import find_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "test-output" / "report.png"
 CHROMIUM = "/usr/bin/chromium"
-SUITE_PART = ["conformance.tests.test_connect", "conformance.tests.test_malformed"]
+SUITE_PART = ["conformance.tests.test_connect", "conformance.tests.test_malformed", "conformance.tests.test_v31"]
+VERSIONS = ("3.1", "3.1.1", "5.0")
 CHROMIUM_ARGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run"]
 BAD = {"fail", "error", "deviation"}
@@ -49,7 +50,7 @@ def _run_suite(broker: str, path: Path) -> dict:
     assert run.returncode in (0, 1), f"the suite against {broker} did not run:\n{run.stdout}\n{run.stderr}"
     assert path.is_file(), f"no results file from the suite against {broker}:\n{run.stdout}\n{run.stderr}"
     document = json.loads(path.read_text(encoding="utf-8"))
-    assert {t["protocol_version"] for t in document["tests"]} == {"3.1.1", "5.0"}
+    assert {t["protocol_version"] for t in document["tests"]} == set(VERSIONS)
     return document
 
 
@@ -142,12 +143,19 @@ def _expected_cells(document: dict) -> dict[tuple[str, str], tuple[str, int | No
     """The outcome each statement should show for this run, worked out from the results file alone: the
     worst outcome of the tests naming it, where a known deviation counts only for the statements it lists
     when the test names any of them (else for all the test's statements). Statements named only by a
-    test that stopped at another statement's deviation are left out."""
+    test that stopped at another statement's deviation are left out. A file with per-statement verdicts
+    (`statement_outcomes`) gives each statement its own; "not-reached" and "not-checkable" ones are left out."""
     outcomes: dict[tuple[str, str], list[tuple[str, int | None]]] = defaultdict(list)
     for test in document["tests"]:
         version = test["protocol_version"]
         statements = [normalise_id(version, raw) for raw in test["statement_ids"]]
         number = test["known_deviation"]
+        if test.get("statement_outcomes"):
+            for raw, verdict in test["statement_outcomes"].items():
+                if verdict not in ("not-reached", "not-checkable"):
+                    outcomes[(version, normalise_id(version, raw))].append((verdict, number if verdict == "deviation"
+                                                                            else None))
+            continue
         listed = {(v, s) for v, s in DEVIATIONS[number].statements} if number is not None else set()
         named_listed = [s for s in statements if (version, s) in listed]
         for statement in statements:
@@ -155,7 +163,11 @@ def _expected_cells(document: dict) -> dict[tuple[str, str], tuple[str, int | No
                 outcomes[(version, statement)].append((test["outcome"], None))
             elif not named_listed or statement in named_listed:
                 outcomes[(version, statement)].append(("deviation", number))
-    return {key: min(found, key=lambda item: WORST_FIRST.index(item[0])) for key, found in outcomes.items()}
+    cells = {key: min(found, key=lambda item: WORST_FIRST.index(item[0])) for key, found in outcomes.items()}
+    catalogue = load_catalogue()
+    # a statement no black-box test can check is never shown as passed [the report's "not checkable"]
+    return {key: (("not-checkable", None) if value[0] == "pass" and not catalogue[key].checkable else value)
+            for key, value in cells.items()}
 
 
 # ----------------------------------------------------------------------------------------- the tests
@@ -166,15 +178,16 @@ def test_summary_rows(page, suite, broker):
     document = _need(suite, broker)
     label = _label(document)
     rows = page.locator(f'tr.summary-row[data-broker="{label}"]')
-    assert rows.count() == 2  # one per MQTT version
-    for version in ("3.1.1", "5.0"):
+    assert rows.count() == 3  # one per MQTT version
+    for version in VERSIONS:
         row = page.locator(f'tr.summary-row[data-broker="{label}"][data-version="{version}"]')
         cells = row.locator("td")
         assert cells.nth(0).inner_text() == label and cells.nth(1).inner_text() == version
         statements = page.locator(f'table.matrix[data-version="{version}"] tr.srow').count()
         assert int(cells.nth(2).inner_text()) == statements
         per_outcome = sum(int(row.locator(f'td[data-outcome="{o}"]').inner_text())
-                          for o in ("fail", "error", "deviation", "pass", "not-applicable", "untested"))
+                          for o in ("fail", "error", "deviation", "pass", "not-applicable", "not-checkable",
+                                    "untested", "unsupported"))
         assert per_outcome == statements
         passed = sum(1 for t in document["tests"] if t["protocol_version"] == version and t["outcome"] == "pass")
         assert f"{passed} pass" in cells.last.inner_text()
@@ -198,7 +211,8 @@ def test_matrix_cells_match_the_results(page, suite, broker):
             title = cell.get_attribute("title")
             assert f"known deviation #{number} ({DEVIATIONS[number].reference}): {DEVIATIONS[number].title}" in title
         else:
-            assert text.startswith({"pass": "pass", "fail": "FAIL", "error": "error", "not-applicable": "n/a"}[outcome])
+            assert text.startswith({"pass": "pass", "fail": "FAIL", "error": "error", "not-applicable": "n/a",
+                                    "not-checkable": "not checkable"}[outcome])
         checked[outcome] += 1
     assert checked["pass"] >= 20
     if broker == "mosquitto":  # mosquitto 2.0.11 has known deviations in these modules (#102)
@@ -339,3 +353,121 @@ def test_sections_and_screenshot(page, suite, capsys):
     with capsys.disabled():
         print(f"\nreport screenshot: {SCREENSHOT}")
 
+
+
+# ------------------------------------------------------------------------------ usability (issue: the report)
+
+
+def test_filters_are_kept_in_the_url(page, browser, report, suite):
+    """Filters write the URL's query; opening that URL elsewhere restores them (a shareable link)."""
+    page.locator("#f-version").select_option("5.0")
+    page.locator("#f-failed").check()
+    page.locator("#f-text").fill("connect")
+    query = page.evaluate("location.search")
+    assert "version=5.0" in query and "failed=1" in query and "q=connect" in query
+    shown = _visible(page)
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        other.goto(page.url)
+        assert other.locator("#f-version").input_value() == "5.0"
+        assert other.locator("#f-failed").is_checked() and other.locator("#f-text").input_value() == "connect"
+        assert other.evaluate(VISIBLE_ROWS) == shown
+    finally:
+        other.close()
+    # a link to a test keeps the filters in the query and uses the fragment
+    page.locator("#f-failed").uncheck()
+    page.locator("#f-text").fill("")
+    assert page.evaluate("location.search") == "?version=5.0"
+
+
+def test_links_to_further_tests_are_labelled(page):
+    groups = page.locator("td.cell .more-tests")
+    assert groups.count() >= 1
+    first = groups.first
+    assert first.inner_text().startswith(("other test:", "other tests:"))
+    link = first.locator("a.more").first
+    label = link.get_attribute("aria-label")
+    assert label.startswith("test ") and " of " in label and ", " in label
+    anchor = link.get_attribute("href")[1:]
+    link.click()
+    assert page.locator(f'details[id="{anchor}"]').evaluate("d => d.open") is True
+
+
+def test_not_checkable_statements_are_never_pass(page):
+    catalogue = load_catalogue()
+    rows = page.evaluate(ALL_ROWS)
+    not_checkable = [r for r in rows if not catalogue[tuple(r["id"][2:].split("-", 1))].checkable]
+    assert not_checkable, "the catalogue has server-side statements that are not checkable black-box"
+    for row in not_checkable:
+        assert "pass" not in row["cells"].values() and "untested" not in row["cells"].values(), row
+    cell = page.locator(f'tr[id="{not_checkable[0]["id"]}"] td.cell').first
+    assert cell.inner_text().strip().startswith("not checkable")
+    assert "no black-box test can make it fail" in cell.get_attribute("title")
+
+
+def test_traces_use_the_field_names_of_their_version(page, suite):
+    document = suite["refbroker"]
+    for version, wanted, unwanted in (("3.1.1", "clean_session=", "clean_start="),
+                                      ("3.1", "clean_session=", "clean_start="),
+                                      ("5.0", "clean_start=", "clean_session=")):
+        index = next(i for i, t in enumerate(document["tests"]) if t["protocol_version"] == version
+                     and any(p["type"] == "CONNECT" for c in t["traces"] for p in c["packets"]))
+        trace = page.locator(f'details[id="t0-{index}"] table.trace').text_content()
+        assert wanted in trace and unwanted not in trace, (version, trace[:400])
+
+
+def test_deviations_table_does_not_break_words(page):
+    styles = page.evaluate("""() => Array.from(document.querySelectorAll('#deviations-table td')).map((td) => {
+        const style = getComputedStyle(td);
+        return {wrap: style.overflowWrap, brk: style.wordBreak, cls: td.className, white: style.whiteSpace,
+                fits: td.scrollWidth <= td.clientWidth + 1};
+    })""")
+    assert styles and all(s["wrap"] != "anywhere" and s["brk"] != "break-all" for s in styles)
+    assert all(s["white"] == "nowrap" and s["fits"] for s in styles if s["cls"] == "broker-name")
+
+
+def test_v31_column_and_counts(page, suite):
+    """The 3.1 matrix: one column per broker, cells from the results (mosquitto's #110 as a known deviation)."""
+    assert page.locator('table.matrix[data-version="3.1"]').is_visible()
+    headers = page.locator('table.matrix[data-version="3.1"] th.col')
+    assert headers.count() == sum(1 for d in suite.values() if d is not None)
+    if suite["mosquitto"] is not None:
+        cell = _cell(page, "3.1", "V31-3.1-b", _label(suite["mosquitto"]))
+        assert cell.get_attribute("data-outcome") == "deviation" and cell.inner_text().startswith("deviation #110")
+    assert _cell(page, "3.1", "V31-3.1-b", _label(suite["refbroker"])).get_attribute("data-outcome") == "pass"
+
+
+@pytest.fixture(scope="module")
+def unsupported_report(suite, results_dir) -> Path:
+    """A second report: refbroker beside a broker whose results say it does not speak MQTT 3.1."""
+    document = json.loads(json.dumps(suite["refbroker"]))
+    document["target"].update(name="nov31", option="127.0.0.1:1884", version_string="nov31broker 1.0")
+    document["unsupported_versions"] = {"3.1": "CONNECT 'MQIsdp' level 3 refused with CONNACK return code 1"}
+    for test in document["tests"]:
+        if test["protocol_version"] == "3.1":
+            test.update(outcome="fail", reason="CONNECT was refused with return code 0x01")
+    path = results_dir / "nov31.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    out = results_dir / "html-unsupported"
+    run = subprocess.run([sys.executable, "-m", "reports", "build", str(results_dir / "refbroker.json"), str(path),
+                          "-o", str(out)], capture_output=True, text=True, check=False, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "nov31broker 1.0 MQTT 3.1: not supported by the broker" in run.stdout
+    return out / "index.html"
+
+
+def test_unsupported_version_is_shown_as_such(browser, unsupported_report):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(unsupported_report.as_uri())
+        row = page.locator('tr.summary-row[data-broker="nov31broker 1.0"][data-version="3.1"]')
+        assert "does not support MQTT 3.1" in row.inner_text()
+        cells = page.locator('table.matrix[data-version="3.1"] td.cell[data-broker="nov31broker 1.0"]')
+        outcomes = {cells.nth(i).get_attribute("data-outcome") for i in range(cells.count())}
+        assert outcomes == {"unsupported"}
+        assert page.locator('table.matrix[data-version="5.0"] td.cell[data-broker="nov31broker 1.0"]'
+                            '[data-outcome="unsupported"]').count() == 0
+        page.locator('table.matrix[data-version="3.1"]').scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOT.with_name("report-unsupported.png")))
+    finally:
+        page.close()

@@ -1,0 +1,141 @@
+"""The one way out of the core: packets to send and connections to close, as actions for the host.
+
+`send(conn, packet)` encodes a packet for its connection and queues a `Send` action, after fitting it
+to what the client asked for:
+
+- 5.0 Request Problem Information 0: no Reason String or User Property on anything but PUBLISH,
+  CONNACK and DISCONNECT [MQTT-3.1.2-29];
+- the broker's own topic aliases, when it gives the client any (topic_aliases.py);
+- the client's Maximum Packet Size [MQTT-3.1.2-24]: an acknowledgement loses its Reason String and
+  User Properties first [MQTT-3.2.2-19/20], [MQTT-3.4.2-2/3]; a PUBLISH that is too large is not sent
+  and `send` says so (`SendResult.TOO_LARGE`): what that means for the message is the router's call.
+
+`close(conn, reason)` queues a `Close`; `pause_reading`, `resume_reading` and `process_later` queue
+what flow_control.py decides about reading a connection. `failure_properties` are the properties of a
+5.0 failure answer (a Reason String only with `reason_strings true`). The broker's entry points return
+`take()`: every action queued since, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+
+from ..protocol import MQTT_3_1_1, MQTT_5, Connack, Disconnect, Packet, Properties, Publish
+from . import packet_log
+from .actions import Action, Close, ConnectionId, PauseReading, ProcessLater, ResumeReading, Send
+from .connection import Connection
+from .counters import Counters
+from .settings import Settings
+from .states import CLOSED
+
+
+class SendResult(enum.Enum):
+    SENT = "sent"
+    TOO_LARGE = "too large"    # a PUBLISH above the client's Maximum Packet Size: not sent [MQTT-3.1.2-25]
+    NOT_SENT = "not sent"      # the connection is closed, or even a stripped packet is too large
+
+
+class Outbox:
+    def __init__(self, settings: Settings, counters: Counters, log: Callable[[str, str], None], debug: bool):
+        self._settings = settings  # read only: reason_strings
+        self._counters = counters
+        self._log = log
+        self._debug = debug  # log every packet, as mosquitto -v does
+        self._actions: list[Action] = []
+        self._last_publish: tuple | None = None  # the last PUBLISH encoded, see _encode
+
+    def send(self, conn: Connection, packet: Packet) -> SendResult:
+        if conn.state is CLOSED:
+            return SendResult.NOT_SENT
+        version = conn.version or MQTT_3_1_1
+        if version == MQTT_5 and not conn.problem_information and not isinstance(packet, (Publish, Connack,
+                                                                                         Disconnect)):
+            # Request Problem Information 0: no Reason String or User Property here [MQTT-3.1.2-29]
+            packet = _without_optional_properties(packet)
+        new_alias = False
+        if conn.mount_point and isinstance(packet, Publish) and packet.topic.startswith(conn.mount_point):
+            # The listener's mount_point is taken off the topic on the way out
+            packet = dataclasses.replace(packet, topic=packet.topic[len(conn.mount_point):])
+        if conn.outbound_aliases is not None and isinstance(packet, Publish):
+            packet, new_alias = conn.outbound_aliases.apply(packet)
+        data = self._encode(packet, version)
+        limit = conn.maximum_packet_size
+        if limit is not None and len(data) > limit:
+            if isinstance(packet, Publish):
+                if new_alias:
+                    conn.outbound_aliases.forget(packet.topic)
+                return SendResult.TOO_LARGE
+            # Reason String and User Properties go first [MQTT-3.2.2-19/20], [MQTT-3.4.2-2/3] ...
+            packet = _without_optional_properties(packet)
+            data = packet.encode(version)
+            if len(data) > limit:
+                return SendResult.NOT_SENT  # never send more than the client allows [MQTT-3.1.2-24]
+        if self._debug:
+            self._log("debug", packet_log.describe(packet, conn.name, received=False))
+        counters = self._counters
+        counters.messages_sent += 1
+        counters.bytes_sent += len(data)
+        if isinstance(packet, Publish):
+            counters.publish_sent += 1
+            counters.publish_bytes_sent += len(packet.payload)
+        self._actions.append(Send(conn.id, packet, data))
+        return SendResult.SENT
+
+    def log_packets(self, on: bool) -> None:
+        """Log every packet sent (debug), or stop (the log settings were reloaded)."""
+        self._debug = on
+
+    def close(self, conn: Connection, reason: str) -> None:
+        """Ask the host to close the network connection, after what was sent before."""
+        self._actions.append(Close(conn.id, reason))
+
+    def pause_reading(self, conn_id: ConnectionId) -> None:
+        self._actions.append(PauseReading(conn_id))
+
+    def resume_reading(self, conn_id: ConnectionId) -> None:
+        self._actions.append(ResumeReading(conn_id))
+
+    def process_later(self, conn_id: ConnectionId) -> None:
+        self._actions.append(ProcessLater(conn_id))
+
+    def failure_properties(self, conn: Connection, text: str) -> Properties:
+        """Properties of a 5.0 failure answer: none, as mosquitto; a Reason String saying `text` with
+        refbroker's `reason_strings true` (the caller logs the explanation either way)."""
+        if conn.version == MQTT_5 and self._settings.reason_strings:
+            return Properties(reason_string=text)
+        return Properties()
+
+    def take(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _encode(self, packet: Packet, version: int) -> bytes:
+        """The packet's bytes.
+
+        Performance: a message routed to many subscribers becomes one PUBLISH per subscriber, mostly
+        all alike (same topic, payload, flags and properties; sessions that move in step even use the
+        same packet identifier). So the bytes of the last PUBLISH are kept, and reused for the next
+        one if it is the same in every field (payload and properties: the very same objects).
+        """
+        if type(packet) is not Publish:
+            return packet.encode(version)
+        fields = (version, packet.topic, packet.qos, packet.retain, packet.dup, packet.packet_id)
+        last = self._last_publish
+        if last is not None and last[0] == fields and last[1] is packet.payload and last[2] is packet.properties:
+            return last[3]
+        data = packet.encode(version)
+        self._last_publish = (fields, packet.payload, packet.properties, data)
+        return data
+
+
+def _without_optional_properties(packet: Packet) -> Packet:
+    """The same acknowledgement without Reason String and User Properties."""
+    properties = getattr(packet, "properties", None)
+    if not properties or (properties.reason_string is None and not properties.user_properties):
+        return packet
+    stripped = properties.copy()
+    stripped.reason_string = None
+    stripped.user_properties = []
+    return dataclasses.replace(packet, properties=stripped)

@@ -1,0 +1,1 @@
+"""Mutation testing of refbroker's core and codec (`tox -e mutation`); not a test package."""
