@@ -7,6 +7,15 @@ until the engine answers, and returns a handle whose `stop()` ends that dockerd,
 nothing else. vfs is slow and large but works everywhere, including inside containers and on
 filesystems where overlayfs does not; the images we build are small enough for it.
 
+Several processes may use a dockerd one of them started (`tox -m interop -p 2`: one process per
+broker target, each with Docker brokers or the image's command-line clients). So the dockerd we start
+is shared, not owned: its pid is recorded in a file (STARTED_FILE), every handle on it holds a shared
+lock on USERS_LOCK for as long as it is in use, and `stop()` ends dockerd only when no other handle,
+in this process or another, still holds that lock: the last user stops it, whoever started it.
+Finding, starting, joining and stopping all happen under one exclusive lock (START_LOCK), so a
+process cannot join an engine that another is stopping. A dockerd that answered before we looked
+(started by the system or by hand) is never stopped.
+
 The engine's data root stays the default (/var/lib/docker), so images built once are there for the
 next run. Everything else (pidfile, log, exec root) lives in the temporary directory.
 
@@ -34,7 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
 INSTALL_HINT = "apt-get install docker.io"
 SDK_HINT = "pip install 'mqtt-conformance-toolkit[interop]' (or: pip install 'docker>=7')"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-START_LOCK = Path(tempfile.gettempdir()) / "mqtt-toolkit-dockerd.lock"
+START_LOCK = Path(tempfile.gettempdir()) / "mqtt-toolkit-dockerd.lock"      # find / start / join / stop
+USERS_LOCK = Path(tempfile.gettempdir()) / "mqtt-toolkit-dockerd.users"     # held shared by every user
+STARTED_FILE = Path(tempfile.gettempdir()) / "mqtt-toolkit-dockerd.started"  # "pid workdir" of ours
 
 
 class DockerUnavailable(RuntimeError):
@@ -48,7 +59,9 @@ class DockerUnavailable(RuntimeError):
 
 @dataclass
 class EngineHandle:
-    """A Docker engine we can talk to. `started` tells whether this process started it."""
+    """A Docker engine we can talk to. `started` tells whether this process started it; `shared`
+    whether it is a dockerd the toolkit started (this process or another), which the last handle
+    on it stops."""
 
     client: "docker.DockerClient"
     started: bool = False
@@ -56,35 +69,120 @@ class EngineHandle:
     workdir: Path | None = None
     log_path: Path | None = None
     _process: subprocess.Popen | None = field(default=None, repr=False)
+    _membership: int | None = field(default=None, repr=False)  # fd holding USERS_LOCK shared
+    released: bool = False  # stop() was called: this handle is not to be used any more
+
+    @property
+    def shared(self) -> bool:
+        return self._membership is not None
 
     @property
     def stopped(self) -> bool:
-        """Did `stop()` end the engine this process started (so a new one must be started to use Docker)?"""
-        return self.started and self._process is None
+        """Has `stop()` been called (so another handle must be asked for to use Docker)?"""
+        return self.released
 
     @property
     def server_version(self) -> str:
         return str(self.client.version().get("Version", "?"))
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the engine if (and only if) we started it: SIGTERM to its pid, SIGKILL after `timeout`.
-        Harmless to call twice; for an engine we found running it only closes the client."""
+        """Let go of the engine; if it is a dockerd the toolkit started and no other handle (in any
+        process) uses it any more, end it: SIGTERM to its pid, SIGKILL after `timeout`. Harmless to
+        call twice; an engine we found running is never stopped."""
+        self.released = True
         try:
             self.client.close()
         except Exception:  # noqa: BLE001 - closing a connection pool must not hide the real work below
             pass
-        if not self.started or self._process is None:
+        if self._membership is None:
             return
-        process, self._process = self._process, None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        with _exclusive(START_LOCK):
+            os.close(self._membership)
+            self._membership = None
+            record = _started_record()
+            if record is None:
+                return
+            with open(USERS_LOCK, "a") as users:
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # another handle still uses it: the last one stops it
+                pid, workdir = record
+                own = self._process if self._process is not None and self._process.pid == pid else None
+                _terminate(pid, own, timeout)
+                self._process = None
+                shutil.rmtree(workdir, ignore_errors=True)
+                STARTED_FILE.unlink(missing_ok=True)
+
+
+class _exclusive:
+    """`with _exclusive(path):` an exclusive flock on `path` (created if missing) for the block."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.file = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.file.close()  # closing releases the lock
+
+
+def _process_gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def _started_record() -> tuple[int, Path] | None:
+    """(pid, workdir) of the dockerd the toolkit started, if it still runs; a stale record is removed."""
+    try:
+        pid_text, workdir = STARTED_FILE.read_text().split(maxsplit=1)
+        pid = int(pid_text)
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            alive = b"dockerd" in cmdline.read() and not _process_gone(pid)
+    except (OSError, ValueError):
+        alive = False
+    if not alive:
+        STARTED_FILE.unlink(missing_ok=True)
+        return None
+    return pid, Path(workdir.strip())
+
+
+def _terminate(pid: int, process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; waits for the end (reaps it if it is our child)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return
+        if process is None and _process_gone(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if process is not None:
+        process.wait(10)
+
+
+def _join(handle: EngineHandle) -> EngineHandle:
+    """Under START_LOCK: if the engine is a dockerd the toolkit started, count `handle` as one of its
+    users (a shared lock on USERS_LOCK until `stop()`, which the process's exit also calls)."""
+    if _started_record() is not None:
+        handle._membership = os.open(USERS_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+        fcntl.flock(handle._membership, fcntl.LOCK_SH)
+        atexit.register(handle.stop)
+    return handle
 
 
 def _import_sdk():
@@ -127,23 +225,24 @@ def ensure_engine(start_timeout: float = 60.0) -> EngineHandle:
     Raises DockerUnavailable with an actionable message; never lets a traceback from the SDK out.
     """
     docker_module = _import_sdk()
-    client = _try_client(docker_module, None)
-    if client is not None:
-        return EngineHandle(client)
-    dockerd = shutil.which("dockerd")
-    if dockerd is None:
-        raise DockerUnavailable(f"Docker is not installed (no dockerd on PATH): {INSTALL_HINT}", "not-installed")
     if os.geteuid() != 0:
-        raise DockerUnavailable("no Docker engine answers, and only root can start dockerd: start it "
-                                "(e.g. `sudo dockerd --storage-driver=vfs &`) or run as root", "not-root")
-    # Several processes (pytest-xdist workers, two CLIs) may get here at once: one starts dockerd,
-    # the others wait on the lock and then find it answering.
-    with open(START_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = _try_client(docker_module, DEFAULT_SOCKET) or _try_client(docker_module, None)
+        client = _try_client(docker_module, None)
         if client is not None:
             return EngineHandle(client)
-        return _start_dockerd(docker_module, dockerd, start_timeout)
+        if shutil.which("dockerd") is None:
+            raise DockerUnavailable(f"Docker is not installed (no dockerd on PATH): {INSTALL_HINT}", "not-installed")
+        raise DockerUnavailable("no Docker engine answers, and only root can start dockerd: start it "
+                                "(e.g. `sudo dockerd --storage-driver=vfs &`) or run as root", "not-root")
+    # Several processes (tox environments in parallel, two CLIs) may get here at once: one starts
+    # dockerd, the others wait on the lock, then find it answering and join it.
+    with _exclusive(START_LOCK):
+        client = _try_client(docker_module, None) or _try_client(docker_module, DEFAULT_SOCKET)
+        if client is not None:
+            return _join(EngineHandle(client))
+        dockerd = shutil.which("dockerd")
+        if dockerd is None:
+            raise DockerUnavailable(f"Docker is not installed (no dockerd on PATH): {INSTALL_HINT}", "not-installed")
+        return _join(_start_dockerd(docker_module, dockerd, start_timeout))
 
 
 def _start_dockerd(docker_module, dockerd: str, start_timeout: float) -> EngineHandle:
@@ -169,7 +268,7 @@ def _start_dockerd(docker_module, dockerd: str, start_timeout: float) -> EngineH
         client = _try_client(docker_module, DEFAULT_SOCKET)
         if client is not None:
             handle.client = client
-            atexit.register(handle.stop)
+            STARTED_FILE.write_text(f"{process.pid} {workdir}\n")  # _join makes the handle its first user
             return handle
         if time.monotonic() > deadline:
             tail = _log_tail(log_path)

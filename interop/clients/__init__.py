@@ -16,10 +16,8 @@ Debian package of the Java library) and reported by each driver's `hello`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -81,15 +79,18 @@ def _cli_check():
 
 def _image_cli_check(version: str):
     def check():
-        from ..images import LABEL_CLIENTS, spec_for
+        # The tools are copied out of the image by the driver (docker export): the engine must run, so
+        # asking starts it (as root) and it stays up until this process ends (docker_engine.py).
+        from ..docker_engine import DockerUnavailable, shared_engine
+        from ..images import LABEL_CLIENTS, find_image, spec_for
         tag = spec_for(version).tag
-        if not shutil.which("docker"):
-            return "Docker is not installed: apt-get install docker.io"
-        found = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", tag],
-                               capture_output=True, text=True, timeout=60)
-        if found.returncode != 0:
+        try:
+            image = find_image(shared_engine(), tag)
+        except DockerUnavailable as exc:
+            return f"no Docker engine for image {tag}: {exc}"
+        if image is None:
             return f"image {tag} is not built: python -m interop images build {version}"
-        if (json.loads(found.stdout or "null") or {}).get(LABEL_CLIENTS) != "yes":
+        if (image.labels or {}).get(LABEL_CLIENTS) != "yes":
             return f"image {tag} has no mosquitto-clients: python -m interop images build {version} --force"
         return None
     return check

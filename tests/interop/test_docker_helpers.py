@@ -4,6 +4,7 @@ trimming, the CLI's errors, and how ensure_engine fails (with a fake dockerd).""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -215,6 +216,81 @@ def test_stop_leaves_an_engine_we_did_not_start_alone():
     handle.stop()
     assert handle.client.closed and not handle.started
 
+
+
+
+class _AnsweringClient:
+    """Stands for the SDK client of an engine that answers (what the sharing logic needs of it: close)."""
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def toolkit_dockerd(monkeypatch, tmp_path):
+    """A running process called dockerd, recorded as the one the toolkit started, and an engine that
+    answers: what a second tox environment finds while the first one's dockerd runs."""
+    pytest.importorskip("docker")
+    if os.geteuid() != 0:
+        pytest.skip("only root shares a dockerd it started (run the tests as root)")
+    for name, file in (("START_LOCK", "start.lock"), ("USERS_LOCK", "users.lock"), ("STARTED_FILE", "started")):
+        monkeypatch.setattr(docker_engine, name, tmp_path / file)
+    monkeypatch.setattr(docker_engine, "_try_client", lambda module, base_url: _AnsweringClient())
+    script = tmp_path / "dockerd"
+    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(120)\n")
+    script.chmod(0o755)
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    process = subprocess.Popen([str(script)])
+    (tmp_path / "started").write_text(f"{process.pid} {workdir}\n")
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _hold_users_lock(path: Path) -> subprocess.Popen:
+    """Another process using the shared dockerd: it holds the users' lock shared until killed."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(path)!r}, os.O_RDONLY | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_SH)\nprint('held', flush=True)\ntime.sleep(120)\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_the_last_user_of_a_shared_dockerd_stops_it_whoever_started_it(toolkit_dockerd, tmp_path):
+    first, second = ensure_engine(), ensure_engine()
+    assert first.shared and second.shared
+    other_process = _hold_users_lock(tmp_path / "users.lock")
+    try:
+        first.stop()
+        second.stop()
+        assert toolkit_dockerd.poll() is None, "stopped while another process still used it"
+        assert (tmp_path / "started").exists()
+    finally:
+        other_process.kill()
+        other_process.wait()
+    last = ensure_engine()
+    last.stop()
+    assert toolkit_dockerd.wait(10) is not None  # SIGTERM from the last user
+    assert not (tmp_path / "started").exists() and not (tmp_path / "workdir").exists()
+    last.stop()  # twice is harmless
+
+
+def test_an_engine_the_toolkit_did_not_start_is_never_stopped(toolkit_dockerd, tmp_path):
+    (tmp_path / "started").unlink()  # a dockerd started by hand or by the system
+    handle = ensure_engine()
+    assert not handle.shared
+    handle.stop()
+    assert toolkit_dockerd.poll() is None and handle.stopped
+
+
+def test_a_stale_record_of_a_dockerd_that_is_gone_is_forgotten(toolkit_dockerd, tmp_path):
+    toolkit_dockerd.kill()
+    toolkit_dockerd.wait()
+    handle = ensure_engine()
+    assert not handle.shared and not (tmp_path / "started").exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount")
