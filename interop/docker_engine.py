@@ -85,6 +85,16 @@ class EngineHandle:
     def server_version(self) -> str:
         return str(self.client.version().get("Version", "?"))
 
+    def hold(self) -> EngineHandle:
+        """Count this handle as a user of the engine if it is a dockerd the toolkit started: a shared
+        lock on USERS_LOCK until `stop()`, which the process's exit also calls. ensure_engine calls it
+        under START_LOCK, so that no other process is stopping that dockerd meanwhile."""
+        if self._membership is None and _started_record() is not None:
+            self._membership = os.open(USERS_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+            fcntl.flock(self._membership, fcntl.LOCK_SH)
+            atexit.register(self.stop)
+        return self
+
     def stop(self, timeout: float = 30.0) -> None:
         """Let go of the engine; if it is a dockerd the toolkit started and no other handle (in any
         process) uses it any more, end it: SIGTERM to its pid, SIGKILL after `timeout`. Harmless to
@@ -175,16 +185,6 @@ def _terminate(pid: int, process: subprocess.Popen | None, timeout: float) -> No
         process.wait(10)
 
 
-def _join(handle: EngineHandle) -> EngineHandle:
-    """Under START_LOCK: if the engine is a dockerd the toolkit started, count `handle` as one of its
-    users (a shared lock on USERS_LOCK until `stop()`, which the process's exit also calls)."""
-    if _started_record() is not None:
-        handle._membership = os.open(USERS_LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
-        fcntl.flock(handle._membership, fcntl.LOCK_SH)
-        atexit.register(handle.stop)
-    return handle
-
-
 def _import_sdk():
     try:
         import docker
@@ -238,11 +238,11 @@ def ensure_engine(start_timeout: float = 60.0) -> EngineHandle:
     with _exclusive(START_LOCK):
         client = _try_client(docker_module, None) or _try_client(docker_module, DEFAULT_SOCKET)
         if client is not None:
-            return _join(EngineHandle(client))
+            return EngineHandle(client).hold()
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise DockerUnavailable(f"Docker is not installed (no dockerd on PATH): {INSTALL_HINT}", "not-installed")
-        return _join(_start_dockerd(docker_module, dockerd, start_timeout))
+        return _start_dockerd(docker_module, dockerd, start_timeout).hold()
 
 
 def _start_dockerd(docker_module, dockerd: str, start_timeout: float) -> EngineHandle:
@@ -268,7 +268,7 @@ def _start_dockerd(docker_module, dockerd: str, start_timeout: float) -> EngineH
         client = _try_client(docker_module, DEFAULT_SOCKET)
         if client is not None:
             handle.client = client
-            STARTED_FILE.write_text(f"{process.pid} {workdir}\n")  # _join makes the handle its first user
+            STARTED_FILE.write_text(f"{process.pid} {workdir}\n")  # hold() makes the handle its first user
             return handle
         if time.monotonic() > deadline:
             tail = _log_tail(log_path)

@@ -237,11 +237,19 @@ def toolkit_dockerd(monkeypatch, tmp_path):
         monkeypatch.setattr(docker_engine, name, tmp_path / file)
     monkeypatch.setattr(docker_engine, "_try_client", lambda module, base_url: _AnsweringClient())
     script = tmp_path / "dockerd"
-    script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(120)\n")
+    ready = tmp_path / "ready"
+    script.write_text(f"#!{sys.executable}\nimport pathlib, time\npathlib.Path({str(ready)!r}).touch()\n"
+                      "time.sleep(120)\n")
     script.chmod(0o755)
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     process = subprocess.Popen([str(script)])
+    # Running for real, as the dockerd that ensure_engine records is (it answered a ping first): right
+    # after Popen returns, a busy kernel may not show the new command line in /proc yet
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the stand-in dockerd did not start"
+        time.sleep(0.01)
     (tmp_path / "started").write_text(f"{process.pid} {workdir}\n")
     yield process
     process.kill()
