@@ -48,6 +48,11 @@ REFUSAL_SESSION_PRESENT = {4: "MQTT-3.2.2-4", 5: "MQTT-3.2.2-6"}
 REFUSAL_CLOSE = {4: "MQTT-3.2.2-5", 5: "MQTT-3.2.2-7"}
 
 
+class ConnectAccepted(ConformanceFailure):
+    """The broker accepted (CONNACK 0) a CONNECT it must refuse: a failure of the test whose statement is
+    that refusal; a test that only builds on the refusal can say it could not check its own statement."""
+
+
 def expect_connect_refused(client: RawClient, *, v3_codes=(), v5_codes=(), timeout: float = 3.0,
                            code_statement: str | None = None, other_answers: tuple[bytes, ...] = ()) -> Connack | None:
     """After a CONNECT the broker must refuse it: close at once, or send a failure CONNACK and close.
@@ -79,7 +84,7 @@ def expect_connect_refused(client: RawClient, *, v3_codes=(), v5_codes=(), timeo
     if not isinstance(connack, Connack):  # pragma: no cover - the first byte said CONNACK
         raise ConformanceFailure(f"expected a CONNACK, got {summarize(connack)}")
     if connack.reason_code == 0:
-        raise ConformanceFailure(f"the broker accepted a CONNECT it must refuse: {summarize(connack)}")
+        raise ConnectAccepted(f"the broker accepted a CONNECT it must refuse: {summarize(connack)}")
     if connack.reason_code not in allowed:
         codes = ", ".join(f"0x{c:02X}" for c in allowed) or "none (it must close without a CONNACK)"
         message = f"CONNACK code 0x{connack.reason_code:02X} where the allowed codes are {codes}"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import check, fail_statement, known_deviation, statement
+from conformance import check, fail_statement, known_deviation, not_applicable, statement
 from conformance.client import ConformanceFailure, HarnessError
 from refbroker.protocol import MQTT_5, Connect, Pingreq, Properties, Publish, Subscribe, Subscription, Will
 
-from .helpers import QUIET, expect_close_for_bad_packet, expect_connect_refused
+from .helpers import QUIET, ConnectAccepted, expect_close_for_bad_packet, expect_connect_refused
 
 BAD_CONNECT_V5 = (0x80, 0x81, 0x82)
 
@@ -228,7 +228,13 @@ def test_packets_after_refused_connect_are_ignored(client_factory, version, topi
     bad_connect = client.connect_packet(reserved_flag=True).encode(version)
     client.send_raw(bad_connect + Publish(f"{topic}/leak", b"must not be delivered").encode(version),
                     note="bad CONNECT followed by a PUBLISH")
-    expect_connect_refused(client, v3_codes=(), v5_codes=BAD_CONNECT_V5)
+    try:
+        expect_connect_refused(client, v3_codes=(), v5_codes=BAD_CONNECT_V5)
+    except ConnectAccepted:
+        # Nothing was refused, so what follows a refusal cannot be checked here; the acceptance itself
+        # fails MQTT-3.1.2-3 in test_reserved_connect_flag_closes (a failure counts once, where it belongs)
+        not_applicable("the broker accepted the CONNECT with the reserved flag set (see "
+                       "test_reserved_connect_flag_closes): there is no refused CONNECT to build on")
     watcher.expect_nothing(QUIET)  # the PUBLISH behind the refused CONNECT was not processed
 
 
