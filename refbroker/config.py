@@ -27,9 +27,6 @@ class ConfigError(Exception):
     """A config line refbroker cannot use; str() is 'file:line: what is wrong'."""
 
 
-# Accepted, but refbroker does nothing with them: none any more (every key is honoured or refused).
-IGNORED_KEYS: frozenset[str] = frozenset()
-
 # mosquitto 2.0.11 accepts these and ignores them, saying so; refbroker says the same.
 MOSQUITTO_NOTICES = {
     "allow_duplicate_messages": "The 'allow_duplicate_messages' option is now deprecated and will be removed in a "
@@ -328,8 +325,6 @@ class _Parser:
                     self.parse_file(path)
             finally:
                 self.depth -= 1
-        elif key in IGNORED_KEYS:
-            settings.ignored.append(f"{line.path}:{line.number}: {key} (accepted, has no effect in refbroker)")
         elif key in UNSUPPORTED_KEYS:
             raise line.error(f"{key}: {UNSUPPORTED_KEYS[key]}")
         else:
@@ -414,7 +409,7 @@ class _Parser:
 
 
 #: every key the reader accepts (for "did you mean" on a mistyped one)
-KNOWN_KEYS = frozenset({*_SIMPLE_KEYS, *_TLS_KEYS, *_TLS_SWITCHES, *_AUTH_FILES, *IGNORED_KEYS, *MOSQUITTO_NOTICES,
+KNOWN_KEYS = frozenset({*_SIMPLE_KEYS, *_TLS_KEYS, *_TLS_SWITCHES, *_AUTH_FILES, *MOSQUITTO_NOTICES,
                         *(key for key in UNSUPPORTED_KEYS if " " not in key),
                         "listener", "port", "bind_address", "protocol", "log_type", "include_dir", "socket_domain",
                         "mount_point", "log_dest", "set_tcp_nodelay", "tls_keyform", "max_connections",

@@ -4,7 +4,6 @@
               the behaviour is mosquitto's: tests/broker/test_dropin_*.py, tests/persistence/)
     NOTICE    mosquitto accepts it and does nothing but print a notice (deprecated or obsolete); so does refbroker
     REFUSED   refbroker cannot honour it: the start stops with an error naming the key and the reason
-    PENDING   accepted without effect for now, being implemented (none is left)
 
 `KEYS` maps each key to (status, a valid sample value, what it does in refbroker). The README's
 table is this one; tests/broker/test_config_keys.py checks the parser against it key by key.
@@ -12,7 +11,7 @@ table is this one; tests/broker/test_config_keys.py checks the parser against it
 
 from __future__ import annotations
 
-HONOURED, NOTICE, REFUSED, PENDING = "honoured", "notice", "refused", "pending"
+HONOURED, NOTICE, REFUSED = "honoured", "notice", "refused"
 
 KEYS: dict[str, tuple[str, str, str]] = {
     # General
