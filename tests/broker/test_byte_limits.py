@@ -17,7 +17,9 @@ import time
 
 import pytest
 
-from conformance.targets import MosquittoTarget, find_mosquitto
+from conformance.targets import MosquittoTarget
+
+from .processes import mosquitto_or_skip
 from refbroker.embedded import EmbeddedBroker
 from refbroker.protocol import Connect, Publish, StreamDecoder, Subscribe, Subscription
 
@@ -31,8 +33,7 @@ def start(request):
             broker = EmbeddedBroker(config=config, verbose=False).start()
             started.append(broker.stop)
             return ("127.0.0.1", broker.port)
-        if find_mosquitto() is None:
-            pytest.skip("mosquitto not installed: apt-get install mosquitto")
+        mosquitto_or_skip()
         target = MosquittoTarget(extra_config="\n".join(f"{key} {value}" for key, value in config.items()))
         target.start()
         started.append(target.cleanup)

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.targets import MosquittoTarget, find_mosquitto
+from conformance.targets import MosquittoTarget
+
+from .processes import mosquitto_or_skip
 from refbroker.embedded import EmbeddedBroker
 from refbroker.protocol import (
     Connack,
@@ -71,8 +73,7 @@ def broker(request, tmp_path):
         embedded.stop()
         assert "Internal error" not in embedded.logs() and "Traceback" not in embedded.logs()
         return
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto not installed: apt-get install mosquitto")
+    mosquitto_or_skip()
     target = MosquittoTarget(extra_config="sys_interval 1")
     target.start()
     yield Broker("mosquitto", target.address, target.logs)

@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-from conformance.targets import find_mosquitto
 from refbroker.persistence.schema import APPLICATION_ID, SCHEMA_VERSION
 
-from ..broker.processes import BrokerProcess, Client
+from ..broker.processes import BrokerProcess, Client, mosquitto_or_skip
 
 
 def start_on(tmp_path, prepare) -> tuple[subprocess.CompletedProcess, bytes, bytes]:
@@ -89,8 +88,7 @@ def test_a_missing_persistence_location_is_refused(tmp_path):
 
 
 def test_mosquittos_own_persistence_file_is_recognised_and_refused(tmp_path):
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto not installed: apt-get install mosquitto")
+    mosquitto_or_skip()
     # A real mosquitto.db, written by mosquitto 2.0.11
     mosquitto = BrokerProcess("mosquitto", tmp_path, "listener {port} 127.0.0.1\nallow_anonymous true\n"
                                                      "persistence true\npersistence_location {dir}/\n").start()

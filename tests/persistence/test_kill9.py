@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from bench.crash import run_one
-from conformance.targets import find_mosquitto
+
+from ..broker.processes import require
 
 
 def test_durable_acknowledgements_lose_nothing_acknowledged_through_repeated_kill_9():
@@ -22,8 +23,7 @@ def test_durable_acknowledgements_lose_nothing_acknowledged_through_repeated_kil
 def test_autosave_brokers_survive_repeated_kill_9_and_keep_what_they_saved(kind):
     """With autosave what was acknowledged after the last save may be lost (mosquitto's promise too):
     no figure is asserted, but the broker must come back every time and deliver what it kept."""
-    if kind == "mosquitto" and find_mosquitto() is None:
-        pytest.skip("mosquitto not installed: apt-get install mosquitto")
+    require(kind)
     outcome = run_one(kind, kills=3, interval=1.5, autosave=1, progress=lambda text: None)
     print(outcome)
     assert outcome.acknowledged > 20

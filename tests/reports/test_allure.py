@@ -13,6 +13,8 @@ import pytest
 
 from conformance.allure_support import format_trace, maybe_register
 
+from ..broker.processes import mosquitto_or_skip
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -120,10 +122,7 @@ def test_format_trace():
 
 def test_known_deviation_is_tagged_on_mosquitto(tmp_path):
     pytest.importorskip("allure_pytest", reason="allure-pytest not installed: pip install allure-pytest")
-    from conformance.targets import find_mosquitto
-
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto not installed: apt-get install mosquitto")
+    mosquitto_or_skip()
     alluredir = tmp_path / "allure"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     run = subprocess.run(

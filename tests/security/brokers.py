@@ -21,12 +21,9 @@ import pytest
 
 from conformance.targets import find_mosquitto, free_port, wait_for_port
 
+from ..broker.processes import require
+
 KINDS = ("refbroker", "mosquitto")
-
-
-def require(kind: str) -> None:
-    if kind == "mosquitto" and find_mosquitto() is None:
-        pytest.skip("mosquitto not installed: apt-get install mosquitto")
 
 
 def free_ports(count: int) -> list[int]:
