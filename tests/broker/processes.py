@@ -64,6 +64,8 @@ class BrokerProcess:
 
     def write_config(self, config: str) -> None:
         self.config_path.write_text(config.format(port=self.port, port2=self.port2, dir=self.dir))
+        # the ports start() waits for: every one the config names (a broker binds its listeners one by one)
+        self.ports = [self.port] + ([self.port2] if "{port2}" in config else [])
         os.chmod(self.config_path, 0o644)
 
     @property
@@ -73,24 +75,27 @@ class BrokerProcess:
         return [find_mosquitto(), "-c", str(self.config_path), *self.arguments]
 
     def start(self, *, wait_for: int | str | None = None, timeout: float = 15) -> BrokerProcess:
-        """Start; return once `wait_for` (a port, a Unix socket path; default: `port`) accepts connections."""
+        """Start; return once `wait_for` (a port, a Unix socket path; default: every port of the config)
+        accepts connections."""
         output = open(self.output_path, "ab")  # noqa: SIM115 - the process keeps them
         errors = open(self.error_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(self.prefix + self.command, stdout=output, stderr=errors,
                                         stdin=subprocess.DEVNULL)
         output.close()
         errors.close()
-        target = self.port if wait_for is None else wait_for
+        targets = list(self.ports) if wait_for is None else [wait_for]
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while targets and time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.kind} exited with {self.process.returncode}:\n{self.output()}")
             try:
-                connect_socket(target).close()
-                return self
+                connect_socket(targets[0]).close()
+                targets.pop(0)
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError(f"{self.kind} did not listen on {target} within {timeout} s:\n{self.output()}")
+        if targets:
+            raise AssertionError(f"{self.kind} did not listen on {targets[0]} within {timeout} s:\n{self.output()}")
+        return self
 
     def run(self, timeout: float = 15) -> subprocess.CompletedProcess:
         """Run to completion (for configs that must stop the start)."""
