@@ -80,9 +80,8 @@ class Delivery:
     def to_publish(self, packet_id: int | None, now: float, dup: bool = False) -> Publish:
         message = self.message
         properties = message.properties
-        expiry = message.remaining_expiry(now)
-        if expiry is not None or self.subscription_ids:
+        if message.expires_at is not None or self.subscription_ids:
             properties = properties.copy()
-            properties.message_expiry_interval = expiry
+            properties.message_expiry_interval = message.remaining_expiry(now)
             properties.subscription_identifiers = list(self.subscription_ids)
         return Publish(message.topic, message.payload, self.qos, self.retain, dup, packet_id, properties)

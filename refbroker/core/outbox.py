@@ -50,20 +50,21 @@ class Outbox:
         if conn.state is CLOSED:
             return SendResult.NOT_SENT
         version = conn.version or MQTT_3_1_1
+        is_publish = type(packet) is Publish
         if version == MQTT_5 and not conn.problem_information and not isinstance(packet, (Publish, Connack,
                                                                                          Disconnect)):
             # Request Problem Information 0: no Reason String or User Property here [MQTT-3.1.2-29]
             packet = _without_optional_properties(packet)
         new_alias = False
-        if conn.mount_point and isinstance(packet, Publish) and packet.topic.startswith(conn.mount_point):
+        if is_publish and conn.mount_point and packet.topic.startswith(conn.mount_point):
             # The listener's mount_point is taken off the topic on the way out
             packet = dataclasses.replace(packet, topic=packet.topic[len(conn.mount_point):])
-        if conn.outbound_aliases is not None and isinstance(packet, Publish):
+        if is_publish and conn.outbound_aliases is not None:
             packet, new_alias = conn.outbound_aliases.apply(packet)
         data = self._encode(packet, version)
         limit = conn.maximum_packet_size
         if limit is not None and len(data) > limit:
-            if isinstance(packet, Publish):
+            if is_publish:
                 if new_alias:
                     conn.outbound_aliases.forget(packet.topic)
                 return SendResult.TOO_LARGE
@@ -77,7 +78,7 @@ class Outbox:
         counters = self._counters
         counters.messages_sent += 1
         counters.bytes_sent += len(data)
-        if isinstance(packet, Publish):
+        if is_publish:
             counters.publish_sent += 1
             counters.publish_bytes_sent += len(packet.payload)
         self._actions.append(Send(conn.id, packet, data))

@@ -84,9 +84,11 @@ class Router:
             security = settings.security_for(session.listener)
             return security.acl is None or may_receive(security, client_id, session.username, topic)
 
+        # No ACL anywhere (the usual case): nobody's reading rights need a look, copy after copy
+        acl_anywhere = settings.acl is not None or settings.per_listener_settings
         v3_copies: dict[str, Delivery] = {}
         matched = False
-        for match in self._subscriptions.match(topic, self._connections.is_online, may_read):
+        for match in self._subscriptions.match(topic, self._connections.is_online, may_read if acl_anywhere else None):
             matched = True
             session = sessions.get(match.client_id)
             if session is None:
@@ -94,7 +96,7 @@ class Router:
             options = match.options
             if options.no_local and message.sender == match.client_id:
                 continue  # No Local [MQTT-3.8.3-3] (5.0)
-            if not may_read(match.client_id):
+            if acl_anywhere and not may_read(match.client_id):
                 continue  # the ACL does not let this client read this topic
             # [MQTT-3.8.4-6] (3.1.1), [MQTT-3.8.4-8] (5.0); mosquitto's upgrade_outgoing_qos breaks the rule on purpose
             qos = options.qos if settings.upgrade_outgoing_qos else min(message.qos, options.qos)

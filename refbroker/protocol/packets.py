@@ -272,14 +272,23 @@ class Publish(Packet):
     def flags(self) -> int:
         return (self.dup << 3) | (self.qos << 1) | self.retain
 
+    def encode(self, version: int) -> bytes:
+        # Fixed header and body joined at once: a large payload is copied once, not twice
+        parts = self._body_parts(version)
+        header = _fixed_header(self.packet_type, self.flags(), sum(map(len, parts)))
+        return b"".join((header, *parts))
+
     def encode_body(self, version: int) -> bytes:
+        return b"".join(self._body_parts(version))
+
+    def _body_parts(self, version: int) -> list[bytes]:
         parts = [encode_utf8(self.topic)]
         if self.packet_id is not None:
             parts.append(self.packet_id.to_bytes(2, "big"))
         if version == MQTT_5:
             parts.append(encode_properties(self.properties))
         parts.append(self.payload)
-        return b"".join(parts)
+        return parts
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int) -> "Publish":
@@ -323,6 +332,13 @@ class _PublishAcknowledgement(Packet):
 
     @classmethod
     def decode_body(cls, flags: int, reader: Reader, version: int):
+        if reader.remaining == 2:
+            # The common case, every 3.1.1 one: the packet identifier alone (5.0: reason code 0x00, no
+            # properties, 3.4.2.1). A broker reads one of these for each QoS 1/2 copy it sends.
+            packet_id = (reader.data[reader.pos] << 8) | reader.data[reader.pos + 1]
+            if packet_id:
+                reader.pos += 2
+                return cls(packet_id)
         name = _PACKET_NAMES[cls.packet_type]
         packet_id = _check_packet_id(reader.two_byte_int("the packet identifier"), name, version)
         reason_code, properties = 0, Properties()
