@@ -32,7 +32,15 @@ from .core.settings import DEFAULT_PORT, LOG_TYPES
 from .host import BrokerHost
 from .logs import LogFileError, LogSink
 from .persistence import Persistence, PersistenceError
-from .process import ProcessError, daemonize, drop_privileges, memory_usage, remove_pid_file, write_pid_file
+from .process import (
+    ProcessError,
+    daemonize,
+    drop_privileges,
+    memory_usage,
+    remove_pid_file,
+    tune_garbage_collector,
+    write_pid_file,
+)
 from .server import BrokerServer, new_event_loop
 
 USAGE = f"""refbroker version {__version__}
@@ -254,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProcessError as error:
         log("error", str(error))
         return 1
+    tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop's loop when installed
             return runner.run(_serve(options, settings, listeners, log))

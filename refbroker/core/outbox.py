@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..protocol import MQTT_3_1_1, MQTT_5, Connack, Disconnect, Packet, Properties, Publish
 from . import packet_log
@@ -29,6 +30,12 @@ from .connection import Connection
 from .counters import Counters
 from .settings import Settings
 from .states import CLOSED
+
+
+# PUBLISH encodings kept for reuse (_encode): at most TEMPLATES (then they start over), only for payloads
+# up to TEMPLATE_PAYLOAD_LIMIT bytes (larger ones cost their copy anyway): a few MB at worst
+TEMPLATES = 1024
+TEMPLATE_PAYLOAD_LIMIT = 1024
 
 
 class SendResult(enum.Enum):
@@ -44,7 +51,7 @@ class Outbox:
         self._log = log
         self._debug = debug  # log every packet, as mosquitto -v does
         self._actions: list[Action] = []
-        self._last_publish: tuple | None = None  # the last PUBLISH encoded, see _encode
+        self._templates: dict[tuple, _Template] = {}  # recent PUBLISH encodings, see _encode
 
     def send(self, conn: Connection, packet: Packet) -> SendResult:
         if conn.state is CLOSED:
@@ -115,20 +122,34 @@ class Outbox:
     def _encode(self, packet: Packet, version: int) -> bytes:
         """The packet's bytes.
 
-        Performance: a message routed to many subscribers becomes one PUBLISH per subscriber, mostly
-        all alike (same topic, payload, flags and properties; sessions that move in step even use the
-        same packet identifier). So the bytes of the last PUBLISH are kept, and reused for the next
-        one if it is the same in every field (payload and properties: the very same objects).
+        Performance: a message routed to many subscribers becomes one PUBLISH per subscriber, all alike
+        but for the packet identifier (same topic, payload, flags and properties: the very same objects),
+        and they go out interleaved with other messages' copies when they wait in queues. So the bytes
+        of recent PUBLISHes are kept, cut where the packet identifier goes (`_Template`), and reused.
         """
-        if type(packet) is not Publish:
+        if type(packet) is not Publish or len(packet.payload) > TEMPLATE_PAYLOAD_LIMIT:
             return packet.encode(version)
-        fields = (version, packet.topic, packet.qos, packet.retain, packet.dup, packet.packet_id)
-        last = self._last_publish
-        if last is not None and last[0] == fields and last[1] is packet.payload and last[2] is packet.properties:
-            return last[3]
-        data = packet.encode(version)
-        self._last_publish = (fields, packet.payload, packet.properties, data)
-        return data
+        key = (version, packet.topic, packet.qos, packet.retain, packet.dup, id(packet.payload), id(packet.properties))
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= TEMPLATES:
+                self._templates.clear()
+            # The template holds the payload and properties, so their ids in the key stay theirs
+            template = self._templates[key] = _Template(packet.payload, packet.properties,
+                                                        *packet.encode_around_packet_id(version))
+        if packet.packet_id is None:
+            return template.before
+        return b"".join((template.before, packet.packet_id.to_bytes(2, "big"), template.after))
+
+
+@dataclass(slots=True)
+class _Template:
+    """A PUBLISH encoded once, around its packet identifier (Publish.encode_around_packet_id)."""
+
+    payload: bytes
+    properties: Properties
+    before: bytes
+    after: bytes
 
 
 def _without_optional_properties(packet: Packet) -> Packet:

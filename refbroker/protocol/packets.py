@@ -281,6 +281,17 @@ class Publish(Packet):
     def encode_body(self, version: int) -> bytes:
         return b"".join(self._body_parts(version))
 
+    def encode_around_packet_id(self, version: int) -> tuple[bytes, bytes]:
+        """This PUBLISH's bytes cut where the packet identifier goes: (before, after), so that
+        `before + packet_id.to_bytes(2, "big") + after` is the packet with any identifier. A broker
+        sending one message to many clients, each copy with an identifier of its own, encodes it once.
+        QoS 0 has no identifier: (the whole packet, b"")."""
+        parts = self._body_parts(version)
+        header = _fixed_header(self.packet_type, self.flags(), sum(map(len, parts)))
+        if self.packet_id is None:
+            return b"".join((header, *parts)), b""
+        return header + parts[0], b"".join(parts[2:])  # parts[1] is the packet identifier
+
     def _body_parts(self, version: int) -> list[bytes]:
         parts = [encode_utf8(self.topic)]
         if self.packet_id is not None:

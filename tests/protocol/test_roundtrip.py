@@ -172,3 +172,15 @@ def test_variable_byte_integer_round_trip(value: int) -> None:
 def test_variable_byte_integer_encode_refuses_out_of_range(value: int) -> None:
     with pytest.raises(ValueError):
         encode_variable_byte_integer(value)
+
+
+@given(st.data(), st.sampled_from(VERSIONS), st.integers(1, 65535))
+def test_a_publish_encoded_around_its_packet_id_is_the_publish_with_any_id(data, version: int,
+                                                                            packet_id: int) -> None:
+    packet = data.draw(mqtt_st.publishes(version))
+    before, after = packet.encode_around_packet_id(version)
+    if packet.qos == 0:
+        assert (before, after) == (packet.encode(version), b"")
+        return
+    packet.packet_id = packet_id
+    assert before + packet_id.to_bytes(2, "big") + after == packet.encode(version)
