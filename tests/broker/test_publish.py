@@ -339,3 +339,42 @@ def test_message_size_limit_drops_the_message():
     [puback] = publisher.send(Publish("t", b"too long", qos=1, packet_id=1))
     assert puback.reason_code == 0x97
     assert subscriber.take() == []
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_copies_of_many_messages_leave_the_queues_interleaved_with_their_own_ids_and_bytes(version):
+    """Many messages, several subscribers with small windows acknowledging in different orders: the
+    copies leave the queues interleaved, and each one's bytes (the outbox reuses a message's encoding
+    around the packet identifier) decode to that message with that copy's identifier; a resend after a
+    reconnect carries DUP 1."""
+    h = Harness(max_inflight_messages=2)
+    kept = {"clean_start": False} | ({"properties": Properties(session_expiry_interval=60)} if version == 5 else {})
+    subscribers = []
+    for number in range(3):
+        client, _ = h.connect(f"s{number}", version, **kept)
+        client.subscribe(("t", 1))
+        subscribers.append(client)
+    publisher, _ = h.connect("pub", version)
+    for number in range(10):
+        publisher.send(Publish("t", b"payload %d" % number, qos=1, packet_id=number + 1, retain=number == 9))
+    received = {client: [] for client in subscribers}
+    unacknowledged = {client: publishes(client.take()) for client in subscribers}
+    for round_ in range(12):
+        for index, client in enumerate(subscribers):
+            copies, unacknowledged[client] = unacknowledged[client], []
+            received[client] += copies
+            for copy in (copies if (round_ + index) % 2 else reversed(copies)):
+                unacknowledged[client] += publishes(client.send(Puback(copy.packet_id)))
+    for client in subscribers:
+        copies = received[client]
+        assert [copy.payload for copy in copies] == [b"payload %d" % number for number in range(10)]
+        assert all(copy.qos == 1 and not copy.dup and not copy.retain for copy in copies)
+        assert len({copy.packet_id for copy in copies[:2]}) == 2
+    # Unacknowledged copies go out again with DUP 1 after a reconnect [MQTT-3.3.1-1]
+    publisher.send(Publish("t", b"again", qos=1, packet_id=20))
+    first = publishes(subscribers[0].take())
+    assert [copy.payload for copy in first] == [b"again"] and not first[0].dup
+    subscribers[0].drop()
+    again, _ = h.connect("s0", version, **kept)
+    resent = publishes(again.inbox)
+    assert [(copy.payload, copy.packet_id, copy.dup) for copy in resent] == [(b"again", first[0].packet_id, True)]
