@@ -32,10 +32,10 @@ from .settings import Settings
 from .states import CLOSED
 
 
-# PUBLISH encodings kept for reuse (_encode): at most TEMPLATES (then they start over), only for payloads
-# up to TEMPLATE_PAYLOAD_LIMIT bytes (larger ones cost their copy anyway): a few MB at worst
-TEMPLATES = 1024
-TEMPLATE_PAYLOAD_LIMIT = 1024
+# PUBLISH encodings kept for reuse (_encode): only for payloads up to TEMPLATE_PAYLOAD_LIMIT bytes (larger
+# ones cost their copy anyway), and at most TEMPLATE_BYTES of them (then they start over)
+TEMPLATE_PAYLOAD_LIMIT = 4096
+TEMPLATE_BYTES = 256 * 1024
 
 
 class SendResult(enum.Enum):
@@ -52,6 +52,7 @@ class Outbox:
         self._debug = debug  # log every packet, as mosquitto -v does
         self._actions: list[Action] = []
         self._templates: dict[tuple, _Template] = {}  # recent PUBLISH encodings, see _encode
+        self._template_bytes = 0  # what they hold
 
     def send(self, conn: Connection, packet: Packet) -> SendResult:
         if conn.state is CLOSED:
@@ -132,11 +133,14 @@ class Outbox:
         key = (version, packet.topic, packet.qos, packet.retain, packet.dup, id(packet.payload), id(packet.properties))
         template = self._templates.get(key)
         if template is None:
-            if len(self._templates) >= TEMPLATES:
-                self._templates.clear()
             # The template holds the payload and properties, so their ids in the key stay theirs
-            template = self._templates[key] = _Template(packet.payload, packet.properties,
-                                                        *packet.encode_around_packet_id(version))
+            template = _Template(packet.payload, packet.properties, *packet.encode_around_packet_id(version))
+            size = len(packet.payload) + len(template.before) + len(template.after)
+            if self._template_bytes + size > TEMPLATE_BYTES:
+                self._templates.clear()
+                self._template_bytes = 0
+            self._templates[key] = template
+            self._template_bytes += size
         if packet.packet_id is None:
             return template.before
         return b"".join((template.before, packet.packet_id.to_bytes(2, "big"), template.after))
