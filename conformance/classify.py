@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from .errors import ConformanceFailure, HarnessError
-from .outcomes import NOT_APPLICABLE_PREFIX, parse_known_deviation
+from .outcomes import NOT_APPLICABLE_PREFIX, DeviationObserved, parse_known_deviation
 
 __all__ = ["PYTEST_STATUS", "classify_exception", "classify_report", "describe_exception", "leaves"]
 
@@ -106,7 +106,13 @@ def _failure_text(excinfo: pytest.ExceptionInfo, report: pytest.TestReport) -> s
     import os
 
     error = excinfo.value
-    text = f"{type(error).__name__}: {error}" if isinstance(error, ConformanceFailure) else excinfo.exconly()
+    if isinstance(error, ConformanceFailure):
+        # A known deviation's behaviour on a broker not known to have it is a plain failure there (its
+        # text says which deviation it resembles): not labelled with the class that carries the number
+        label = ConformanceFailure.__name__ if isinstance(error, DeviationObserved) else type(error).__name__
+        text = f"{label}: {error}"
+    else:
+        text = excinfo.exconly()
     described = describe_exception(excinfo.value)
     if described:
         text = f"{described}: {text}"

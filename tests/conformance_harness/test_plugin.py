@@ -131,6 +131,7 @@ def test_known_deviation_is_a_plain_failure_on_other_targets(pytester, fake_brok
     assert record["outcome"] == "fail" and record["known_deviation"] is None
     # the observation only: mosquitto's deviation table is not quoted to another broker
     assert "closed without DISCONNECT 0x8E" in record["reason"] and "mosquitto" not in record["reason"]
+    assert "Deviation" not in record["reason"]  # a plain failure there, labelled as one
     assert record["statement_outcomes"] == {"MQTT-3.1.4-3": "fail"}
 
 
