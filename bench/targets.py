@@ -140,16 +140,18 @@ class ProcessTarget(Target):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             if self.process.poll() is not None:
-                raise TargetError(f"{self.name} exited with status {self.process.returncode} while starting:\n"
-                                  f"{self.log_tail()}")
+                message = f"{self.name} exited with status {self.process.returncode} while starting:\n{self.log_tail()}"
+                self.stop()
+                raise TargetError(message)
             try:
                 socket.create_connection((self.host, self.port), timeout=0.5).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
+                    message = f"{self.name} did not listen on port {self.port} within {STARTUP_TIMEOUT:.0f} s:\n" \
+                              f"{self.log_tail()}"
                     self.stop()
-                    raise TargetError(f"{self.name} did not listen on port {self.port} within "
-                                      f"{STARTUP_TIMEOUT:.0f} s:\n{self.log_tail()}") from None
+                    raise TargetError(message) from None
                 time.sleep(0.05)
         self.description = self.description.split(" (pid ")[0] + f" (pid {self.process.pid}, port {self.port}"
         self.description += f", CPU {','.join(map(str, sorted(self.cpus)))})" if self.cpus else ")"
@@ -166,17 +168,22 @@ class ProcessTarget(Target):
             return "(no log)"
 
     def stop(self) -> None:
-        """SIGTERM, as a user would stop it (refbroker then also writes its profile, if asked for)."""
+        """SIGTERM, as a user would stop it (refbroker then also writes its profile, if asked for); then
+        its folder (config, log) goes."""
         process, self.process = self.process, None
         self.pid = None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+        finally:
+            workdir, self.workdir = self.workdir, None
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 class RefbrokerTarget(ProcessTarget):

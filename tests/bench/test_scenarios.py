@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from bench import wire
 from bench.cli import main
 from bench.runner import Options, Scenario, _groups, percentile, run_scenario
-from bench.targets import MosquittoTarget, RefbrokerTarget, RelayTarget
+from bench.targets import MosquittoTarget, RefbrokerTarget, RelayTarget, TargetError
 from refbroker.protocol import Publish, StreamDecoder
 
 TINY = Options(messages=300, fanout_messages=20, unpaced_messages=2000, latency_rate=400, latency_seconds=0.25,
@@ -117,7 +118,24 @@ def test_mosquitto_as_a_target():
                          Scenario(1, 3, "unpaced", 3)):
             check_counts(run_scenario(target, scenario, TINY), scenario)
     finally:
+        workdir = target.workdir
         target.stop()
+    assert workdir and not Path(workdir).exists()  # its config and log go with it
+
+
+def test_a_stopped_target_leaves_no_folder_behind_and_a_failed_start_says_why(monkeypatch):
+    target = RefbrokerTarget()
+    target.start()
+    workdir = target.workdir
+    assert Path(workdir, "broker.conf").is_file()
+    target.stop()
+    assert not Path(workdir).exists()
+    # A broker that exits while starting: its log is in the error, its folder is gone all the same
+    broken = RefbrokerTarget()
+    monkeypatch.setattr(broken, "command", lambda config_path: [sys.executable, "-c", "print('no such luck'); exit(3)"])
+    with pytest.raises(TargetError, match="(?s)exited with status 3.*no such luck"):
+        broken.start()
+    assert broken.workdir is None and broken.process is None
 
 
 def test_command_line_run_prints_the_table_and_writes_json(tmp_path, capsys):
