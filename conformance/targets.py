@@ -582,15 +582,18 @@ class RefbrokerTarget(BrokerTarget):
     def start(self) -> None:
         if self.broker is not None:
             return
-        self.workdir = tempfile.mkdtemp(prefix="conformance-refbroker-")
+        embedded = self._embedded_class()  # first: without refbroker nothing is made
+        if self.workdir is None:  # a restart (stop, then start) keeps the folder that cleanup() removes
+            self.workdir = tempfile.mkdtemp(prefix="conformance-refbroker-")
         config = Path(self.workdir) / "refbroker.conf"
-        config.write_text(self.config_text(self.workdir), encoding="utf-8")
         try:
-            broker = self._embedded_class()(host=self.host, port=0, config=str(config))
+            config.write_text(self.config_text(self.workdir), encoding="utf-8")
+            broker = embedded(host=self.host, port=0, config=str(config))
             broker.start()
-        except HarnessError:
-            raise
         except Exception as exc:
+            self.cleanup()  # a start that fails leaves no folder behind
+            if isinstance(exc, HarnessError):
+                raise
             raise HarnessError(f"refbroker did not start: {exc}") from exc
         self.broker = broker
         ports = list(getattr(broker, "listener_ports", []))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -78,8 +80,25 @@ def test_host_port_target_not_listening_is_a_harness_error():
 
 def test_refbroker_unavailable_is_reported_clearly(monkeypatch):
     monkeypatch.setitem(sys.modules, "refbroker.embedded", None)  # makes the import fail
+    before = set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*"))
+    target = RefbrokerTarget()
     with pytest.raises(HarnessError, match="refbroker is not available yet"):
-        RefbrokerTarget().start()
+        target.start()
+    assert target.workdir is None and set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*")) == before
+
+
+def test_a_refbroker_target_that_fails_to_start_or_restarts_leaves_no_folder_behind(monkeypatch):
+    before = set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*"))
+    target = RefbrokerTarget()
+    target.start()
+    target.stop()
+    target.start()  # a restart keeps its folder
+    target.cleanup()
+    broken = RefbrokerTarget()
+    monkeypatch.setattr(broken, "config_text", lambda workdir: "no_such_key 1\n")
+    with pytest.raises(HarnessError, match="refbroker did not start"):
+        broken.start()
+    assert set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*")) == before
 
 
 def test_profile_file(tmp_path):
