@@ -99,4 +99,3 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, second, third = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, second, third)
-

@@ -84,8 +84,7 @@ class Router:
             security = settings.security_for(session.listener)
             return security.acl is None or may_receive(security, client_id, session.username, topic)
 
-        # No ACL anywhere (the usual case): nobody's reading rights need a look, copy after copy
-        acl_anywhere = settings.acl is not None or settings.per_listener_settings
+        acl_anywhere = settings.acl_anywhere  # usually not: then nobody's reading rights need a look
         v3_copies: dict[str, Delivery] = {}
         matched = False
         for match in self._subscriptions.match(topic, self._connections.is_online, may_read if acl_anywhere else None):

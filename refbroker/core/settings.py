@@ -164,6 +164,12 @@ class Settings:
             return self.allow_anonymous
         return not self.listeners  # mosquitto 2.0 "local only" mode
 
+    @property
+    def acl_anywhere(self) -> bool:
+        """May any connection be held to an ACL? (False: the global one is unset and listeners have
+        none of their own: reading and writing rights need no look.)"""
+        return self.acl is not None or self.per_listener_settings
+
     def security_for(self, listener: Listener | None) -> Security:
         """The authentication and ACL settings for a connection that came in on `listener`: its own
         with per_listener_settings, else the global ones (also for a listener made outside the config)."""
