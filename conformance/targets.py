@@ -55,6 +55,7 @@ __all__ = [
     "shipped_profiles",
     "target_from_option",
     "target_kinds",
+    "terminate",
     "wait_for_port",
 ]
 
@@ -232,6 +233,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def terminate(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Stop a broker process as a user would: SIGTERM, and SIGKILL if it has not ended `timeout` s later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def wait_for_port(host: str, port: int, timeout: float, *, alive=lambda: True) -> None:
@@ -479,7 +491,7 @@ class MosquittoTarget(BrokerTarget):
                                   alive=lambda process=process: process.poll() is None)
             except HarnessError as exc:
                 last_error = exc
-                self._terminate(process)
+                terminate(process)
                 if "Address already in use" in self.logs():
                     continue
                 raise HarnessError(f"mosquitto did not start: {exc}\n{self.logs()[-2000:]}") from exc
@@ -504,19 +516,9 @@ class MosquittoTarget(BrokerTarget):
             return None
         return self.secure_listeners.endpoint(transport, self.host, self.transport_ports[transport])
 
-    @staticmethod
-    def _terminate(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
     def stop(self) -> None:
         if self.process is not None:
-            self._terminate(self.process)
+            terminate(self.process)
             self.process = None
 
     def logs(self) -> str:

@@ -12,14 +12,13 @@ skipped with the command that installs it when it is missing.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conformance.targets import find_mosquitto, free_port, wait_for_port
+from conformance.targets import find_mosquitto, free_port, terminate, wait_for_port
 
 from ..broker.processes import require
 
@@ -71,14 +70,8 @@ class BrokerProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        if process is not None:
+            terminate(process, timeout=10)
 
     def logs(self) -> str:
         texts = []
