@@ -170,6 +170,15 @@ async def _serve(options: dict, settings: Settings, listeners: list[Listener], l
     loop = asyncio.get_running_loop()
     running = _Running(options, settings, log, loop)
     log("notice", f"refbroker version {__version__} starting")
+    # The handlers come first: a SIGTERM that arrives once a port is reachable, but before the start has
+    # finished (privileges dropped, ...), must still stop the broker cleanly, with its state saved
+    handlers = {signal.SIGINT: running.stop.set, signal.SIGTERM: running.stop.set, signal.SIGHUP: running.reload,
+                signal.SIGUSR1: running.save, signal.SIGUSR2: running.subscription_tree}
+    for signal_number, handler in handlers.items():
+        try:
+            loop.add_signal_handler(signal_number, handler)
+        except (NotImplementedError, RuntimeError):
+            pass
     if options["config"]:
         log("notice", f"Config loaded from {options['config']}.")
     persistence = running.host.persistence
@@ -207,13 +216,6 @@ async def _serve(options: dict, settings: Settings, listeners: list[Listener], l
     for line in settings.ignored:
         log("warning", f"Config: {line}")
     log("notice", f"refbroker version {__version__} running")
-    handlers = {signal.SIGINT: running.stop.set, signal.SIGTERM: running.stop.set, signal.SIGHUP: running.reload,
-                signal.SIGUSR1: running.save, signal.SIGUSR2: running.subscription_tree}
-    for signal_number, handler in handlers.items():
-        try:
-            loop.add_signal_handler(signal_number, handler)
-        except (NotImplementedError, RuntimeError):
-            pass
     await running.stop.wait()
     log("notice", f"refbroker version {__version__} terminating")
     running.host.close(loop.time())
