@@ -259,3 +259,27 @@ def test_trace_records_both_directions_with_hex():
 def test_unreachable_broker_is_a_harness_error():
     with pytest.raises(HarnessError, match="cannot connect"):
         RawClient("127.0.0.1", free_port(), 4)
+
+
+@pytest.mark.parametrize("lower_grant_ok", [False, True])
+def test_a_lower_granted_qos_makes_the_test_not_applicable_unless_it_takes_grants(lower_grant_ok):
+    # "The Server might grant a lower maximum QoS than the Subscriber requested" (3.8.4): a test that needs
+    # QoS 2 must not fail on a broker that grants 1 (a 3.1.1 broker cannot announce it beforehand)
+    def script(server, conn):
+        _read_packet(server, conn)
+        conn.sendall(Connack().encode(4))
+        subscribe = _read_packet(server, conn)
+        conn.sendall(Suback(int.from_bytes(subscribe[2:4], "big"), [0, 1]).encode(4))
+        server.read(conn, 1, timeout=2)
+
+    server = ScriptedServer(script)
+    client = _client(server)
+    client.connect()
+    if lower_grant_ok:
+        assert client.subscribe(("a", 0), ("b", 2), lower_grant_ok=True).reason_codes == [0, 1]
+    else:
+        with pytest.raises(pytest.skip.Exception, match=r"granted QoS 1 for 'b' at QoS 2"):
+            client.subscribe(("a", 0), ("b", 2))
+    client.close()
+    server.close()
+    assert server.error is None
