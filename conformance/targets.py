@@ -466,9 +466,17 @@ class MosquittoTarget(BrokerTarget):
             return
         self._check_binary()
         self.version_string  # noqa: B018 - read it now, before any test needs it
-        self.workdir = tempfile.mkdtemp(prefix="conformance-mosquitto-")
-        os.chmod(self.workdir, 0o777)
-        self.secure_listeners = SuiteListeners(Path(self.workdir) / "tls")
+        if self.workdir is None:  # a restart (stop, then start) keeps the folder that cleanup() removes
+            self.workdir = tempfile.mkdtemp(prefix="conformance-mosquitto-")
+            os.chmod(self.workdir, 0o777)
+            self.secure_listeners = SuiteListeners(Path(self.workdir) / "tls")
+        try:
+            self._start_process()
+        except HarnessError:
+            self.cleanup()  # a start that fails leaves no folder behind (the error quotes the log)
+            raise
+
+    def _start_process(self) -> None:
         last_error: Exception | None = None
         for _attempt in range(3):  # the free port may be taken between choosing and binding it
             port = free_port(self.host)

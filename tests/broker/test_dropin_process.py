@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from refbroker.protocol import Connack, Pingreq, Pingresp, Properties, Publish
+from refbroker.protocol import Connack, Pingreq, Pingresp
 
 from .certs import make_certificates
 from .processes import KINDS, BrokerProcess, Client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -99,6 +100,22 @@ def test_a_refbroker_target_that_fails_to_start_or_restarts_leaves_no_folder_beh
     with pytest.raises(HarnessError, match="refbroker did not start"):
         broken.start()
     assert set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*")) == before
+
+
+def test_a_mosquitto_target_that_fails_to_start_or_restarts_leaves_no_folder_behind(monkeypatch):
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed: apt-get install mosquitto")
+    before = set(Path(tempfile.gettempdir()).glob("conformance-mosquitto-*"))
+    target = MosquittoTarget()
+    target.start()
+    target.stop()
+    target.start()  # a restart keeps its folder
+    target.cleanup()
+    broken = MosquittoTarget(extra_config="no_such_key 1")
+    with pytest.raises(HarnessError, match="mosquitto did not start"):
+        broken.start()
+    assert broken.workdir is None
+    assert set(Path(tempfile.gettempdir()).glob("conformance-mosquitto-*")) == before
 
 
 def test_profile_file(tmp_path):
