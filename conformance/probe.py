@@ -11,7 +11,8 @@ MQTT 5.0 CONNACK announces, and its name and version where it publishes them.
   or a close without CONNACK means it does not.
 
 Any other answer (e.g. Not authorized) counts as speaking the version: the tests then report what
-happens. The v5 CONNACK's properties are the broker's announced limits (`ServerLimits`), which the
+happens. No answer at all (some brokers ignore a CONNECT of a version they do not speak) means "not
+spoken" when the broker answers another version's CONNECT (see `probe_broker`). The v5 CONNACK's properties are the broker's announced limits (`ServerLimits`), which the
 raw client uses to keep its packets within them (see `RawClient.server_limits`).
 
 `read_identity` subscribes to `$SYS/broker/version` (a topic mosquitto and several other brokers
@@ -92,6 +93,15 @@ class VersionSupport:
     #: the broker refused the probe's CONNECT as not authorised (3.1/3.1.1 return code 4 or 5, 5.0 0x86 or
     #: 0x87): it admits no client without credentials the probe did not have
     needs_credentials: bool = False
+    #: nothing came back within PROBE_TIMEOUT, neither an answer nor a close
+    silent: bool = False
+    #: the probe could not connect at all
+    unreachable: bool = False
+
+    @property
+    def responsive(self) -> bool:
+        """The broker answered this CONNECT (a CONNACK, another packet, or a close) within PROBE_TIMEOUT."""
+        return not (self.silent or self.unreachable)
 
     def reason(self) -> str:
         if self.needs_credentials:
@@ -155,12 +165,13 @@ def probe_version(host: str, port: int, version: str, client_id: str,
     try:
         sock = socket.create_connection((host, port), timeout=PROBE_TIMEOUT)
     except OSError as exc:
-        return VersionSupport(version, True, f"not probed: cannot connect ({exc})")
+        return VersionSupport(version, True, f"not probed: cannot connect ({exc})", unreachable=True)
     with sock:
         sock.sendall(_connect(client_id, level, credentials).encode(level))
         raw = _read_frame(sock, level, time.monotonic() + PROBE_TIMEOUT)
         if raw is None:
-            return VersionSupport(version, True, f"no answer within {PROBE_TIMEOUT:g} s to a CONNECT (assumed supported)")
+            return VersionSupport(version, True, f"no answer within {PROBE_TIMEOUT:g} s to a CONNECT (assumed supported)",
+                                  silent=True)
         if raw == b"":
             return VersionSupport(version, False, f"it closed the connection without CONNACK after an MQTT {version} "
                                                   "CONNECT")
@@ -192,8 +203,31 @@ def probe_version(host: str, port: int, version: str, client_id: str,
 
 def probe_broker(host: str, port: int, versions: tuple[str, ...], client_id: str,
                  credentials: tuple[str, str] | None = None) -> dict[str, VersionSupport]:
-    return {version: probe_version(host, port, version, f"{client_id}v{version.replace('.', '')}", credentials)
-            for version in versions}
+    """Probe each of `versions`. Some brokers ignore a CONNECT of a version they do not speak instead of
+    refusing it; so a version whose CONNECT gets no answer at all (neither a packet nor a close) is not
+    spoken when the broker does answer another version's CONNECT (one of `versions`, or else one probed
+    only as this reference) and the silent one, asked a second time, is silent again. A broker silent to
+    every version stays "assumed supported", and the tests report what happens."""
+    def probe(version: str, attempt: str = "") -> VersionSupport:
+        return probe_version(host, port, version, f"{client_id}v{version.replace('.', '')}{attempt}", credentials)
+
+    found = {version: probe(version) for version in versions}
+    silent = [version for version, support in found.items() if support.silent]
+    if not silent:
+        return found
+    reference = next((support for support in found.values() if support.responsive), None)
+    for other in ("5.0", "3.1.1", "3.1"):
+        if reference is None and other not in found:
+            support = probe(other)
+            reference = support if support.responsive else None
+    if reference is None:
+        return found
+    for version in silent:
+        again = probe(version, "b")  # a second chance: the first connection may have met a broker warming up
+        found[version] = again if not again.silent else VersionSupport(
+            version, False, f"no answer within {PROBE_TIMEOUT:g} s to an MQTT {version} CONNECT, twice, where it "
+                            f"answered an MQTT {reference.version} CONNECT ({reference.answer})")
+    return found
 
 
 _IDENTITY = re.compile(r"^\s*(?P<name>[A-Za-z][\w.+-]*?)(?:\s+version)?[\s/:-]+v?(?P<version>\d+(?:\.\d+)+\S*)")

@@ -48,14 +48,16 @@ class DockerTargetError(HarnessError):
     """The Docker target could not start (no engine, no image, broker did not come up)."""
 
 
-def probe_connack(host: str, port: int, timeout: float = 2.0, client_id: str = "mqtt-toolkit-probe") -> Connack:
-    """Send a v3.1.1 CONNECT and return the broker's CONNACK; OSError/MQTTError/TimeoutError otherwise.
-    Sends DISCONNECT before closing, so the probe leaves no will and no session behind."""
+def probe_connack(host: str, port: int, timeout: float = 2.0, client_id: str = "mqtt-toolkit-probe",
+                  protocol_level: int = MQTT_3_1_1) -> Connack:
+    """Send a CONNECT (3.1.1 unless `protocol_level` says otherwise) and return the broker's CONNACK;
+    OSError/MQTTError/TimeoutError otherwise. Sends DISCONNECT before closing, so the probe leaves no will
+    and no session behind."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        sock.sendall(Connect(client_id=client_id, protocol_level=MQTT_3_1_1, clean_start=True,
-                             keep_alive=10).encode())
-        decoder = StreamDecoder(MQTT_3_1_1)
+        sock.sendall(Connect(client_id=client_id, protocol_level=protocol_level, clean_start=True,
+                             keep_alive=10).encode(protocol_level))
+        decoder = StreamDecoder(protocol_level)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             data = sock.recv(4096)
@@ -64,7 +66,7 @@ def probe_connack(host: str, port: int, timeout: float = 2.0, client_id: str = "
             for packet in decoder.feed(data):
                 if isinstance(packet, Connack):
                     try:
-                        sock.sendall(Disconnect().encode(MQTT_3_1_1))
+                        sock.sendall(Disconnect().encode(protocol_level))
                     except OSError:
                         pass
                     return packet

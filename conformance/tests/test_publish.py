@@ -303,10 +303,12 @@ def test_qos1_publish_with_packet_id_zero_closes(client_factory, version, topic)
 
 @pytest.mark.spec("MQTT-4.3.3-2", version="3.1.1")
 @pytest.mark.spec("MQTT-4.3.3-11", "MQTT-3.7.2-1", version="5.0")
-def test_pubrel_for_unknown_packet_id_gets_pubcomp(client_factory, version):
+def test_pubrel_for_unknown_packet_id_gets_pubcomp(client_factory, version, broker):
     """A PUBREL for an id with no QoS 2 flow still gets a PUBCOMP with that id (5.0: reason 0x00, or
-    0x92 Packet Identifier not found, which the spec recommends)."""
+    0x92 Packet Identifier not found, which the spec recommends). The rule is the QoS 2 receiver's (4.3.3):
+    a server that offers no QoS 2 (v5 Maximum QoS, or the target profile) is never one."""
     client = client_factory()
+    broker.require("qos2", client.connack)
     client.send(Pubrel(0x2222))
     pubcomp = client.expect(Pubcomp)
     check("MQTT-4.3.3-2" if version != MQTT_5 else "MQTT-4.3.3-11", pubcomp.packet_id == 0x2222,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import check, not_applicable
-from conformance.client import ConformanceFailure, ConnectionClosed, RawClient
+from conformance.client import ConformanceFailure, ConnectionClosed, NoPacketReceived, RawClient
 from refbroker.protocol import (
     Connack,
     Connect,
@@ -113,6 +113,11 @@ def test_connack_fits_client_maximum_packet_size(client_factory, version):
         refused.expect(Connack)
     except ConnectionClosed:
         return  # closed without a CONNACK: allowed [MQTT-4.12.0-1]
+    except NoPacketReceived:
+        # nothing sent is nothing too large; that the server must close is another test's verdict
+        # (test_unsupported_authentication_method_refused)
+        not_applicable("the server neither answered nor closed a CONNECT with an unknown Authentication Method "
+                       "from a client whose Maximum Packet Size is 5: no CONNACK whose size to check")
     _check_sizes(refused, 5)
 
 
@@ -172,10 +177,13 @@ def test_disconnect_fits_client_maximum_packet_size(client_factory, version, top
     client = _limited(client_factory, "small", limit)
     client.send_raw(Publish(f"{topic}/x", b"x", properties=Properties(topic_alias=0)).encode(5),
                     note="PUBLISH with Topic Alias 0 (a Protocol Error)")
-    disconnect = expect_close_for_bad_packet(client, reasons=BAD_PACKET_REASONS + (0x94,))
-    if disconnect is None:
-        not_applicable("the server closed without DISCONNECT, so there is no DISCONNECT whose size to check")
+    try:
+        expect_close_for_bad_packet(client, reasons=BAD_PACKET_REASONS + (0x94,))
+    except ConformanceFailure:
+        pass  # a reason code or a close the server owes is test_invalid_topic_alias_closes' verdict, not this one's
     _check_sizes(client, limit)
+    if not any(entry["dir"] == "in" and entry["type"] == "DISCONNECT" for entry in client.trace):
+        not_applicable("the server sent no DISCONNECT for the Protocol Error, so there is none whose size to check")
 
 
 # --------------------------------------------------------------------- Receive Maximum: initial quota

@@ -4,6 +4,7 @@
     mosquitto                  Debian's mosquitto, as a process
     mosquitto-2.0.11 / mosquitto-2.0.21 / mosquitto-2.1.2   mosquitto in locally built Docker images
     amqtt                      amqtt's broker (PyPI)
+    mqttools                   mqttools' broker (PyPI; MQTT 5.0 only)
     aedes                      aedes (npm) with a small server script of ours
     rabbitmq                   RabbitMQ's MQTT plugin (Debian's rabbitmq-server)
     ejabberd                   ejabberd's mod_mqtt (Debian's ejabberd)
@@ -17,7 +18,15 @@ from collections.abc import Callable
 
 from .base import Capabilities, InteropTarget, ProcessBrokerTarget, profile_path
 from .docker_mosquitto import DockerMosquittoInterop
-from .kinds import AedesBroker, AmqttBroker, EjabberdBroker, MosquittoProcess, RabbitMQBroker, RefbrokerProcess
+from .kinds import (
+    AedesBroker,
+    AmqttBroker,
+    EjabberdBroker,
+    MosquittoProcess,
+    MqttoolsBroker,
+    RabbitMQBroker,
+    RefbrokerProcess,
+)
 
 BROKERS: dict[str, Callable[[], InteropTarget]] = {
     "refbroker": RefbrokerProcess,
@@ -26,6 +35,7 @@ BROKERS: dict[str, Callable[[], InteropTarget]] = {
     "mosquitto-2.0.21": lambda: DockerMosquittoInterop("2.0.21"),
     "mosquitto-2.1.2": lambda: DockerMosquittoInterop("2.1.2"),
     "amqtt": AmqttBroker,
+    "mqttools": MqttoolsBroker,
     "aedes": AedesBroker,
     "rabbitmq": RabbitMQBroker,
     "ejabberd": EjabberdBroker,

@@ -153,7 +153,8 @@ class ProcessBrokerTarget(InteropTarget):
                 raise HarnessError(f"{self.name} exited with code {self.process.returncode} before accepting MQTT"
                                    f"\n{self._tail()}")
             try:
-                connack = probe_connack(self.host, self.port, timeout=2.0, client_id="interop-probe")
+                connack = probe_connack(self.host, self.port, timeout=2.0, client_id="interop-probe",
+                                        protocol_level=5 if self.capabilities.versions == ("5.0",) else 4)
             except (OSError, MQTTError, TimeoutError) as exc:
                 last = exc
                 time.sleep(0.1)

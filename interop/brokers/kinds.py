@@ -3,12 +3,13 @@
     refbroker-process   the project's reference broker (python -m refbroker), so it can be restarted
     mosquitto-process   Debian's mosquitto with TCP, WebSocket and two TLS listeners
     amqtt               amqtt's broker (PyPI `amqtt`, MQTT 3.1.1), started with its `amqtt -c` command
+    mqttools            mqttools' broker (PyPI `mqttools`, MQTT 5.0 only), started with `mqttools broker`
     aedes               aedes (npm), started by interop/brokers/aedes/server.mjs
     rabbitmq            RabbitMQ's MQTT and Web MQTT plugins (Debian's rabbitmq-server), a private node
     ejabberd            ejabberd's mod_mqtt (Debian's ejabberd), a private node
 
 Each writes its config into the target's temporary directory from the ports the base class chose.
-The `--broker` texts (`amqtt:`, `aedes:`, `rabbitmq:`, `ejabberd:`) are registered as entry points in
+The `--broker` texts (`amqtt:`, `mqttools:`, `aedes:`, `rabbitmq:`, `ejabberd:`) are registered as entry points in
 pyproject.toml, so `pytest --pyargs conformance --broker=aedes:` runs the conformance suite against them.
 """
 
@@ -121,6 +122,37 @@ class AmqttBroker(ProcessBrokerTarget):
             return f"amqtt {version('amqtt')}"
         except PackageNotFoundError:
             return "amqtt (not installed)"
+
+
+class MqttoolsBroker(ProcessBrokerTarget):
+    """mqttools' broker (PyPI `mqttools`): a small MQTT 5.0-only broker, one nobody here wrote. It announces
+    Maximum QoS 0 and no wildcard or shared subscriptions, and does not answer a 3.1.1 CONNECT at all."""
+
+    name = "mqttools"
+    profile_name = "mqttools"
+    capabilities = Capabilities(versions=("5.0",), websocket=False, tls=False, client_certificate=False)
+
+    def _binary(self) -> str | None:
+        return shutil.which("mqttools", path=os.path.dirname(sys.executable)) or shutil.which("mqttools")
+
+    def unavailable(self) -> str | None:
+        if self._binary():
+            return None
+        return "mqttools is not installed: pip install 'mqtt-conformance-toolkit[interop]'"
+
+    def command(self) -> list[str]:
+        # its TLS listener has no certificate without --certfile; a free port keeps it off 8883
+        from conformance.targets import free_port
+        return [self._binary(), "broker", "--host", self.host, "--port", str(self.port),
+                "--secure-port", str(free_port(self.host))]
+
+    @property
+    def version_string(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return f"mqttools {version('mqttools')}"
+        except PackageNotFoundError:
+            return "mqttools (not installed)"
 
 
 class AedesBroker(ProcessBrokerTarget):
@@ -325,3 +357,4 @@ amqtt_from_option = _kind(AmqttBroker)
 aedes_from_option = _kind(AedesBroker)
 rabbitmq_from_option = _kind(RabbitMQBroker)
 ejabberd_from_option = _kind(EjabberdBroker)
+mqttools_from_option = _kind(MqttoolsBroker)
