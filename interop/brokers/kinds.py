@@ -3,7 +3,8 @@
     refbroker-process   the project's reference broker (python -m refbroker), so it can be restarted
     mosquitto-process   Debian's mosquitto with TCP, WebSocket and two TLS listeners
     amqtt               amqtt's broker (PyPI `amqtt`, MQTT 3.1.1), started with its `amqtt -c` command
-    mqttools            mqttools' broker (PyPI `mqttools`, MQTT 5.0 only), started with `mqttools broker`
+    mqttools            mqttools' broker (PyPI `mqttools`, MQTT 5.0 only), started with `mqttools broker`;
+                        a conformance target only (not in the matrix: it offers Maximum QoS 0 only)
     aedes               aedes (npm), started by interop/brokers/aedes/server.mjs
     rabbitmq            RabbitMQ's MQTT and Web MQTT plugins (Debian's rabbitmq-server), a private node
     ejabberd            ejabberd's mod_mqtt (Debian's ejabberd), a private node

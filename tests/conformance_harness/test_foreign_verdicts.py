@@ -20,11 +20,13 @@ import sys
 
 import pytest
 
-from interop.brokers import build_target
+from interop.brokers.kinds import AedesBroker, MqttoolsBroker
+
+KINDS = {"aedes": AedesBroker, "mqttools": MqttoolsBroker}
 
 
 def _run_suite(tmp_path_factory, broker: str, versions: str, keywords: str) -> dict:
-    missing = build_target(broker).unavailable()
+    missing = KINDS[broker]().unavailable()
     if missing:
         pytest.skip(missing)
     results = tmp_path_factory.mktemp(broker) / "results.json"
