@@ -88,34 +88,29 @@ def test_refbroker_unavailable_is_reported_clearly(monkeypatch):
     assert target.workdir is None and set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*")) == before
 
 
-def test_a_refbroker_target_that_fails_to_start_or_restarts_leaves_no_folder_behind(monkeypatch):
-    before = set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*"))
-    target = RefbrokerTarget()
-    target.start()
-    target.stop()
-    target.start()  # a restart keeps its folder
-    target.cleanup()
-    broken = RefbrokerTarget()
-    monkeypatch.setattr(broken, "config_text", lambda workdir: "no_such_key 1\n")
-    with pytest.raises(HarnessError, match="refbroker did not start"):
-        broken.start()
-    assert set(Path(tempfile.gettempdir()).glob("conformance-refbroker-*")) == before
+#: per target kind: a working target, and one whose config makes the broker refuse to start
+FOLDER_CASES = {
+    "refbroker": (RefbrokerTarget, lambda: RefbrokerTarget(config=(("no_such_key", "1"),))),
+    "mosquitto": (MosquittoTarget, lambda: MosquittoTarget(extra_config="no_such_key 1")),
+}
 
 
-def test_a_mosquitto_target_that_fails_to_start_or_restarts_leaves_no_folder_behind(monkeypatch):
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+@pytest.mark.parametrize("kind", FOLDER_CASES)
+def test_a_target_that_fails_to_start_or_restarts_leaves_no_folder_behind(kind):
+    if kind == "mosquitto" and shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("mosquitto is not installed: apt-get install mosquitto")
-    before = set(Path(tempfile.gettempdir()).glob("conformance-mosquitto-*"))
-    target = MosquittoTarget()
+    working, broken_target = FOLDER_CASES[kind]
+    before = set(Path(tempfile.gettempdir()).glob(f"conformance-{kind}-*"))
+    target = working()
     target.start()
     target.stop()
     target.start()  # a restart keeps its folder
     target.cleanup()
-    broken = MosquittoTarget(extra_config="no_such_key 1")
-    with pytest.raises(HarnessError, match="mosquitto did not start"):
+    broken = broken_target()
+    with pytest.raises(HarnessError, match=f"{kind} did not start"):
         broken.start()
     assert broken.workdir is None
-    assert set(Path(tempfile.gettempdir()).glob("conformance-mosquitto-*")) == before
+    assert set(Path(tempfile.gettempdir()).glob(f"conformance-{kind}-*")) == before
 
 
 def test_profile_file(tmp_path):
