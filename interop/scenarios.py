@@ -55,7 +55,7 @@ def payloads(messages) -> list[str]:
 # --------------------------------------------------------------------------- topics and QoS
 
 
-@scenario("wildcards")
+@scenario("wildcards", needs=("wildcard_subscriptions",))
 def wildcards(cell):
     """'+' and '#' match what they should, and a leading wildcard does not match a '$' topic."""
     base = cell.topic("w")

@@ -14,7 +14,7 @@ import pytest
 
 from conformance.targets import target_from_option
 from interop.brokers import BROKERS, build_target
-from interop.brokers.kinds import AedesBroker
+from interop.brokers.kinds import AedesBroker, MqttoolsBroker
 from interop.cell import DriverPool
 from interop.clients import CLIENTS, ClientSpec
 from interop.probe import v5_connack_properties
@@ -159,3 +159,23 @@ def test_conformance_builds_the_interop_broker_kinds():
     with pytest.raises(ValueError, match="takes no argument"):
         target_from_option("rabbitmq:whatever")
     assert set(PROCESS_KINDS) <= set(BROKERS)
+
+
+def test_a_scenario_the_brokers_connack_rules_out_is_not_applicable():
+    """mqttools' v5 CONNACK says Wildcard Subscription Available 0: the wildcards cell is not applicable
+    (before, the scenario subscribed with wildcards anyway and failed the broker for it)."""
+    broker = MqttoolsBroker()
+    if broker.unavailable() or CLIENTS["paho-mqtt"].unavailable():
+        pytest.skip(broker.unavailable() or CLIENTS["paho-mqtt"].unavailable())
+    broker.start()
+    pool = DriverPool(CLIENTS["paho-mqtt"])
+    trace = CellTrace(broker)
+    try:
+        broker.v5_connack = v5_connack_properties(*broker.address)
+        record = run_cell(Plan(CLIENTS["paho-mqtt"], SCENARIOS["wildcards"], "5.0"), pool, broker, None, trace)
+    finally:
+        trace.close()
+        pool.close()
+        broker.cleanup()
+    assert record["outcome"] == "not-applicable", record
+    assert record["reason"] == "mqttools: its CONNACK says wildcard subscription available = 0"
