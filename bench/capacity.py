@@ -32,9 +32,10 @@ from refbroker.protocol import (
 )
 
 from .report import format_table
-from .targets import MAX_CONNECTIONS, MESSAGE_SIZE_LIMIT, Target
+from .targets import MAX_CONNECTIONS, MESSAGE_SIZE_LIMIT, LoopFloorTarget, RefbrokerTarget, Target, TargetError
 
 IDLE_COUNTS = (1_000, 5_000)
+FLOOR_KEY = "idle_floor_bytes"  # refbroker's column only: what its event loop costs per connection
 RETAINED_COUNT = 100_000
 RETAINED_PAYLOAD = bytes(64)
 LARGE_PAYLOADS = (10_000_000, 100_000_000)
@@ -59,6 +60,8 @@ def checks() -> list[Check]:
     """The figures, in the order of the table."""
     return [
         *(Check(f"idle_bytes_{count}", f"bytes per idle connection ({count:,} clients)", "B") for count in IDLE_COUNTS),
+        Check(FLOOR_KEY, f"of which refbroker's event loop and transport alone ({IDLE_COUNTS[0]:,} clients; "
+                         "bench/loop_floor.py)", "B"),
         Check("retained_bytes", f"bytes per retained message ({RETAINED_COUNT:,}, {len(RETAINED_PAYLOAD)}-byte "
                                 f"payloads)", "B"),
         Check("retained_seconds", f"{RETAINED_COUNT:,} retained messages to a new subscriber", "s"),
@@ -135,14 +138,15 @@ def _settle(pid: int) -> int:
     return last
 
 
-def idle_connections(target: Target, prefix: str) -> dict[str, float]:
-    _raise_file_limit(max(IDLE_COUNTS) + 1000)
+def idle_connections(target: Target, prefix: str, counts: tuple[int, ...] | None = None) -> dict[str, float]:
+    counts = counts or IDLE_COUNTS
+    _raise_file_limit(max(counts) + 1000)
     address = (target.host, target.port)
     figures: dict[str, float] = {}
     clients: list[_Client] = []
     try:
         before = _settle(target.pid)
-        for count in IDLE_COUNTS:
+        for count in counts:
             while len(clients) < count:
                 clients.append(_Client(address, f"{prefix}-idle-{len(clients)}"))
             figures[f"idle_bytes_{count}"] = round((_settle(target.pid) - before) / count)
@@ -346,7 +350,22 @@ def measure(target: Target, progress) -> dict[str, float | str]:
             for check in checks():
                 figures.setdefault(check.key, f"error: {error}"[:80])
         progress(f"{target.name}: {name} done in {time.monotonic() - started:.1f} s")
+    if isinstance(target, RefbrokerTarget) and target.pid:
+        figures[FLOOR_KEY] = _loop_floor(prefix, progress)
     return figures
+
+
+def _loop_floor(prefix: str, progress) -> float | str:
+    """Bytes per idle connection of a server on refbroker's event loop that keeps no MQTT state."""
+    floor = LoopFloorTarget()
+    progress("refbroker: its event loop alone ...")
+    try:
+        floor.start()
+        return idle_connections(floor, prefix + "f", IDLE_COUNTS[:1])[f"idle_bytes_{IDLE_COUNTS[0]}"]
+    except (CapacityError, OSError, MQTTError, TargetError) as error:
+        return f"error: {error}"[:80]
+    finally:
+        floor.stop()
 
 
 def table(results: dict[str, dict], names: list[str]) -> str:

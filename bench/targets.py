@@ -245,6 +245,14 @@ class RelayTarget(ProcessTarget):
         return [sys.executable, "-m", "bench.relay", "--port", str(self.port)]
 
 
+class LoopFloorTarget(ProcessTarget):
+    name = "loop-floor"
+    description = "refbroker's event loop with no MQTT state (python -m bench.loop_floor): the memory floor"
+
+    def command(self, config_path: str) -> list[str]:
+        return [sys.executable, "-m", "bench.loop_floor", "--port", str(self.port)]
+
+
 def make_target(spec: str, *, mosquitto: str | None = None, refbroker_profile: str | None = None) -> Target:
     if spec == "refbroker":
         return RefbrokerTarget(refbroker_profile)

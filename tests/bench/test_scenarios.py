@@ -92,6 +92,7 @@ def test_capacity_figures_against_refbroker_in_small(monkeypatch):
     finally:
         target.stop()
     assert figures["idle_bytes_20"] > 0 and figures["idle_bytes_40"] > 0
+    assert isinstance(figures[capacity.FLOOR_KEY], int)  # measured on bench/loop_floor.py, not an error text
     assert isinstance(figures["retained_bytes"], int)
     assert isinstance(figures["retained_seconds"], float)  # all 300 delivered
     assert isinstance(figures["payload_seconds_50000"], float) and isinstance(figures["payload_seconds_200000"], float)
@@ -100,6 +101,7 @@ def test_capacity_figures_against_refbroker_in_small(monkeypatch):
     assert isinstance(figures["stalled_growth"], int)
     text = capacity.table({"refbroker": figures}, ["refbroker"])
     assert "bytes per idle connection" in text and "max_connections 5 enforced" in text
+    assert "event loop and transport alone" in text
 
 
 @pytest.mark.parametrize("scenario", [Scenario(2, 1, "throughput"), Scenario(1, SUBSCRIBERS, "throughput"),
