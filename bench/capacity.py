@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from refbroker.protocol import (
     MQTT_5,
     Connack,
-    MQTTError,
     Connect,
     Disconnect,
+    MQTTError,
     Pingreq,
     Pingresp,
     Puback,
