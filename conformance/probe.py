@@ -12,8 +12,9 @@ MQTT 5.0 CONNACK announces, and its name and version where it publishes them.
 
 Any other answer (e.g. Not authorized) counts as speaking the version: the tests then report what
 happens. No answer at all (some brokers ignore a CONNECT of a version they do not speak) means "not
-spoken" when the broker answers another version's CONNECT (see `probe_broker`). The v5 CONNACK's properties are the broker's announced limits (`ServerLimits`), which the
-raw client uses to keep its packets within them (see `RawClient.server_limits`).
+spoken" when the broker answers another version's CONNECT (see `probe_broker`). The v5 CONNACK's
+properties are the broker's announced limits (`ServerLimits`), which the raw client uses to keep its
+packets within them (see `RawClient.server_limits`).
 
 `read_identity` subscribes to `$SYS/broker/version` (a topic mosquitto and several other brokers
 publish as a retained message, e.g. "mosquitto version 2.0.11") and returns (name, version) when a
@@ -170,8 +171,8 @@ def probe_version(host: str, port: int, version: str, client_id: str,
         sock.sendall(_connect(client_id, level, credentials).encode(level))
         raw = _read_frame(sock, level, time.monotonic() + PROBE_TIMEOUT)
         if raw is None:
-            return VersionSupport(version, True, f"no answer within {PROBE_TIMEOUT:g} s to a CONNECT (assumed supported)",
-                                  silent=True)
+            return VersionSupport(version, True, f"no answer within {PROBE_TIMEOUT:g} s to a CONNECT "
+                                                 "(assumed supported)", silent=True)
         if raw == b"":
             return VersionSupport(version, False, f"it closed the connection without CONNACK after an MQTT {version} "
                                                   "CONNECT")
