@@ -154,7 +154,7 @@ class ProcessBrokerTarget(InteropTarget):
                                    f"\n{self._tail()}")
             try:
                 connack = probe_connack(self.host, self.port, timeout=2.0, client_id="interop-probe",
-                                        protocol_level=5 if self.capabilities.versions == ("5.0",) else 4)
+                                        protocol_level=4 if "3.1.1" in self.capabilities.versions else 5)
             except (OSError, MQTTError, TimeoutError) as exc:
                 last = exc
                 time.sleep(0.1)

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.targets import find_mosquitto
+from conformance.targets import find_mosquitto, free_port
 
 from .base import Capabilities, ProcessBrokerTarget
 
@@ -90,17 +90,35 @@ class MosquittoProcess(ProcessBrokerTarget):
         return f"mosquitto {words[2]}" if len(words) > 2 and words[1] == "version" else "mosquitto"
 
 
-class AmqttBroker(ProcessBrokerTarget):
+class _PyPIBroker(ProcessBrokerTarget):
+    """A broker from PyPI, started by the console script its package installs (beside this Python first)."""
+
+    package = ""  # the distribution's name, which is also its script's
+
+    def script(self) -> str | None:
+        return shutil.which(self.package, path=os.path.dirname(sys.executable)) or shutil.which(self.package)
+
+    def unavailable(self) -> str | None:
+        if self.script():
+            return None
+        return f"{self.package} is not installed: pip install 'mqtt-conformance-toolkit[interop]'"
+
+    @property
+    def version_string(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return f"{self.package} {version(self.package)}"
+        except PackageNotFoundError:
+            return f"{self.package} (not installed)"
+
+
+class AmqttBroker(_PyPIBroker):
     """amqtt's broker. It speaks MQTT 3.1.1 only; its TLS listener can ask for a client certificate."""
 
     name = "amqtt"
+    package = "amqtt"
     profile_name = "amqtt"
     capabilities = Capabilities(versions=("3.1.1",), client_certificate=False)
-
-    def unavailable(self) -> str | None:
-        if shutil.which("amqtt", path=os.path.dirname(sys.executable)) or shutil.which("amqtt"):
-            return None
-        return "amqtt is not installed: pip install 'mqtt-conformance-toolkit[interop]'"
 
     def command(self) -> list[str]:
         listeners = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
@@ -113,47 +131,22 @@ class AmqttBroker(ProcessBrokerTarget):
             "amqtt.plugins.logging_amqtt.EventLoggerPlugin": {},
             "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
         path = self.write("amqtt.yaml", json.dumps(config, indent=2))  # JSON is YAML
-        binary = shutil.which("amqtt", path=os.path.dirname(sys.executable)) or shutil.which("amqtt")
-        return [binary, "-c", path]
-
-    @property
-    def version_string(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            return f"amqtt {version('amqtt')}"
-        except PackageNotFoundError:
-            return "amqtt (not installed)"
+        return [self.script(), "-c", path]
 
 
-class MqttoolsBroker(ProcessBrokerTarget):
+class MqttoolsBroker(_PyPIBroker):
     """mqttools' broker (PyPI `mqttools`): a small MQTT 5.0-only broker, one nobody here wrote. It announces
     Maximum QoS 0 and no wildcard or shared subscriptions, and does not answer a 3.1.1 CONNECT at all."""
 
     name = "mqttools"
+    package = "mqttools"
     profile_name = "mqttools"
     capabilities = Capabilities(versions=("5.0",), websocket=False, tls=False, client_certificate=False)
 
-    def _binary(self) -> str | None:
-        return shutil.which("mqttools", path=os.path.dirname(sys.executable)) or shutil.which("mqttools")
-
-    def unavailable(self) -> str | None:
-        if self._binary():
-            return None
-        return "mqttools is not installed: pip install 'mqtt-conformance-toolkit[interop]'"
-
     def command(self) -> list[str]:
         # its TLS listener has no certificate without --certfile; a free port keeps it off 8883
-        from conformance.targets import free_port
-        return [self._binary(), "broker", "--host", self.host, "--port", str(self.port),
+        return [self.script(), "broker", "--host", self.host, "--port", str(self.port),
                 "--secure-port", str(free_port(self.host))]
-
-    @property
-    def version_string(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            return f"mqttools {version('mqttools')}"
-        except PackageNotFoundError:
-            return "mqttools (not installed)"
 
 
 class AedesBroker(ProcessBrokerTarget):
@@ -214,7 +207,6 @@ class RabbitMQBroker(ProcessBrokerTarget):
         return None
 
     def environment(self) -> dict[str, str]:
-        from conformance.targets import free_port
         if self.epmd_port is None:
             self.epmd_port = free_port(self.host)
             self.dist_port = free_port(self.host)
@@ -277,7 +269,6 @@ class EjabberdBroker(ProcessBrokerTarget):
         return None
 
     def environment(self) -> dict[str, str]:
-        from conformance.targets import free_port
         if self.epmd_port is None:
             self.epmd_port = free_port(self.host)
         return dict(os.environ, ERL_EPMD_PORT=str(self.epmd_port))
