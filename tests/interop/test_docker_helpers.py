@@ -152,7 +152,7 @@ def test_cli_turns_a_missing_engine_into_one_line(monkeypatch, capsys):
 @pytest.fixture
 def no_running_engine(monkeypatch, tmp_path):
     """ensure_engine sees no engine answering, runs as root, and starts `dockerd` from tmp_path."""
-    pytest.importorskip("docker")
+    pytest.importorskip("docker", reason="docker (the Python package) not installed: pip install -e '.[interop]'")
     monkeypatch.setattr(docker_engine, "_try_client", lambda module, base_url: None)
     monkeypatch.setattr(docker_engine.os, "geteuid", lambda: 0)
     monkeypatch.setattr(docker_engine, "START_LOCK", tmp_path / "start.lock")
@@ -168,7 +168,7 @@ def no_running_engine(monkeypatch, tmp_path):
 
 
 def test_not_installed_says_what_to_install(monkeypatch):
-    pytest.importorskip("docker")
+    pytest.importorskip("docker", reason="docker (the Python package) not installed: pip install -e '.[interop]'")
     monkeypatch.setattr(docker_engine, "_try_client", lambda module, base_url: None)
     monkeypatch.setattr(docker_engine.shutil, "which", lambda name: None)
     with pytest.raises(DockerUnavailable, match="apt-get install docker.io") as info:
@@ -230,7 +230,7 @@ class _AnsweringClient:
 def toolkit_dockerd(monkeypatch, tmp_path):
     """A running process called dockerd, recorded as the one the toolkit started, and an engine that
     answers: what a second tox environment finds while the first one's dockerd runs."""
-    pytest.importorskip("docker")
+    pytest.importorskip("docker", reason="docker (the Python package) not installed: pip install -e '.[interop]'")
     if os.geteuid() != 0:
         pytest.skip("only root shares a dockerd it started (run the tests as root)")
     for name, file in (("START_LOCK", "start.lock"), ("USERS_LOCK", "users.lock"), ("STARTED_FILE", "started")):
